@@ -1,0 +1,80 @@
+"""Shared fixtures: real databases (a SQLite file, the PostgreSQL on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import mlops
+from mlops.store._schema import metadata
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "MLOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session, dropped at the end.
+
+    An unreachable server fails the tests (CI must not skip silently), unless
+    MLOPS_TEST_ALLOW_NO_POSTGRES=1 turns the failure into a skip.
+    """
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"mlops_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except sa.exc.OperationalError as error:
+        admin.dispose()
+        message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {error}"
+        if os.environ.get("MLOPS_TEST_ALLOW_NO_POSTGRES") == "1":
+            pytest.skip(message)
+        pytest.fail(message + " (set MLOPS_TEST_ALLOW_NO_POSTGRES=1 to skip)")
+    url = sa.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            existing = set(sa.inspect(connection).get_table_names())
+            tables = [table.name for table in metadata.sorted_tables if table.name in existing]
+            if tables:
+                joined = ", ".join(f'"{name}"' for name in tables)
+                connection.exec_driver_sql(f"TRUNCATE {joined} RESTART IDENTITY CASCADE")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every metadata backend: a fresh SQLite file, or the session's PostgreSQL emptied."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'mlops.db'}"
+    url: str = request.getfixturevalue("postgres_server_url")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def ml(database_url: str, tmp_path: Path) -> Iterator[mlops.MLOps]:
+    """A connection on each backend, with a local artifact folder."""
+    connection = mlops.connect(
+        database_url, artifacts=str(tmp_path / "artifacts"), upgrade_schema=True
+    )
+    try:
+        yield connection
+    finally:
+        connection.close()
