@@ -13,6 +13,10 @@ from moto.server import ThreadedMotoServer
 ACCESS_KEY = "testing"
 SECRET_KEY = "testing"
 REGION = "us-east-1"
+#: The bucket the shared test server is created with.
+BUCKET = "mlops-artifacts"
+#: S3's smallest multipart part, and so s3fs's smallest write block.
+MIN_PART_SIZE = 5 * 1024 * 1024
 
 
 @contextmanager

@@ -1,20 +1,43 @@
-"""The artifact store interface, its record type and the artifact path rules."""
+"""The artifact store interface, its record type, the path rules and streaming helpers."""
 
 from __future__ import annotations
 
 import builtins
+import contextlib
+import hashlib
 import os
+import posixpath
 import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from mlops.errors import InvalidInput
 
-__all__ = ["MAX_PATH_LENGTH", "ArtifactInfo", "ArtifactStore", "validate_artifact_path"]
+__all__ = [
+    "CHUNK_SIZE",
+    "MAX_PATH_LENGTH",
+    "PARTIAL_SUFFIX",
+    "ArtifactInfo",
+    "ArtifactStore",
+    "check_artifact_prefix",
+    "copy_hashing",
+    "is_partial_name",
+    "iter_chunks",
+    "iter_local_file",
+    "validate_artifact_path",
+    "walk_local_files",
+    "write_local_atomically",
+]
 
 #: Longest artifact path accepted, in characters.
 MAX_PATH_LENGTH = 1024
+#: Bytes read or written per step when streaming.
+CHUNK_SIZE = 1024 * 1024
+#: Local writes go to ".<name>.<uuid><PARTIAL_SUFFIX>" beside the target, then os.replace.
+PARTIAL_SUFFIX = ".mlops-partial"
 
 _EXAMPLE = "give a path relative to it such as 'model/model.pkl'"
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
@@ -157,3 +180,72 @@ def validate_artifact_path(path: str) -> str:
                 f"trailing '/'); {_EXAMPLE}"
             )
     return path
+
+
+def check_artifact_prefix(prefix: str) -> str:
+    """Validate a folder prefix: "" is the root and one trailing '/' is dropped."""
+    if prefix == "":
+        return ""
+    if isinstance(prefix, str) and prefix.endswith("/") and len(prefix) > 1:
+        prefix = prefix[:-1]
+    return validate_artifact_path(prefix)
+
+
+# -- streaming helpers shared by backends ------------------------------------------
+
+
+def walk_local_files(folder: Path) -> builtins.list[tuple[str, Path]]:
+    """Every file (or link to one, even broken) below ``folder``, sorted by relative path."""
+    found = []
+    for current, _, names in os.walk(folder):
+        for name in names:
+            source = Path(current, name)
+            found.append((source.relative_to(folder).as_posix(), source))
+    return sorted(found)
+
+
+def is_partial_name(name: str) -> bool:
+    """Tell whether ``name`` is an in-flight local write (hidden from listings)."""
+    base = posixpath.basename(name)
+    return base.startswith(".") and base.endswith(PARTIAL_SUFFIX)
+
+
+def iter_chunks(source: BinaryIO) -> Iterator[bytes]:
+    """Yield ``source`` in ``CHUNK_SIZE`` pieces."""
+    while chunk := source.read(CHUNK_SIZE):
+        yield chunk
+
+
+def iter_local_file(source: Path) -> Iterator[bytes]:
+    """Yield a local file in ``CHUNK_SIZE`` pieces."""
+    with source.open("rb") as handle:
+        yield from iter_chunks(handle)
+
+
+def copy_hashing(chunks: Iterable[bytes], write: Callable[[bytes], object]) -> tuple[int, str]:
+    """Write every chunk, hashing on the way; return the size and hex SHA-256."""
+    digest = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        digest.update(chunk)
+        size += len(chunk)
+        write(chunk)
+    return size, digest.hexdigest()
+
+
+def write_local_atomically(full: str, chunks: Iterable[bytes]) -> tuple[int, str]:
+    """Write to a partial file beside ``full``, then rename it into place."""
+    folder, name = os.path.split(full)
+    os.makedirs(folder, exist_ok=True)
+    partial = os.path.join(folder, f".{name}.{uuid.uuid4().hex}{PARTIAL_SUFFIX}")
+    try:
+        with open(partial, "wb") as handle:
+            result = copy_hashing(chunks, handle.write)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, full)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise
+    return result

@@ -11,24 +11,29 @@ import os
 import posixpath
 import shutil
 import threading
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 import fsspec
 
-from mlops.artifacts._base import ArtifactInfo, ArtifactStore, validate_artifact_path
+from mlops.artifacts._base import (
+    ArtifactInfo,
+    ArtifactStore,
+    check_artifact_prefix,
+    copy_hashing,
+    is_partial_name,
+    iter_chunks,
+    iter_local_file,
+    validate_artifact_path,
+    walk_local_files,
+    write_local_atomically,
+)
 from mlops.errors import InvalidInput, MissingDependency, MLOpsError, NotFound, StorageError
 
-__all__ = ["CHUNK_SIZE", "FsspecArtifactStore", "open_artifact_store"]
-
-#: Bytes read or written per step when streaming.
-CHUNK_SIZE = 1024 * 1024
+__all__ = ["FsspecArtifactStore", "open_artifact_store"]
 
 _SUPPORTED = "file:// URLs or local paths, s3://bucket/prefix, memory://"
-# Local writes go to ".<name>.<uuid>.mlops-partial" beside the target, then os.replace.
-_PARTIAL_SUFFIX = ".mlops-partial"
 
 
 class FsspecArtifactStore:
@@ -70,7 +75,7 @@ class FsspecArtifactStore:
 
     def url(self, path: str = "") -> str:
         """Return the full URL of ``path`` ("" is the root)."""
-        return f"{self._protocol}://{self._full(_check_prefix(path))}"
+        return self._url(check_artifact_prefix(path))
 
     def put_file(self, local_path: str | os.PathLike[str], dest: str) -> ArtifactInfo:
         """Stream a local file to ``dest``, hashing it on the way; atomic."""
@@ -90,14 +95,14 @@ class FsspecArtifactStore:
         self, local_dir: str | os.PathLike[str], dest_prefix: str = ""
     ) -> builtins.list[ArtifactInfo]:
         """Store every file below ``local_dir`` under ``dest_prefix``; all or nothing."""
-        prefix = _check_prefix(dest_prefix)
+        prefix = check_artifact_prefix(dest_prefix)
         folder = Path(local_dir)
         if not folder.is_dir():
             raise InvalidInput(
                 f"local folder '{folder}' does not exist or is not a folder; "
                 "pass the folder whose files should be stored"
             )
-        plan = [(source, _join(prefix, rel)) for rel, source in _walk_files(folder)]
+        plan = [(source, _join(prefix, rel)) for rel, source in walk_local_files(folder)]
         for _, dest in plan:
             validate_artifact_path(dest)
         written: builtins.list[ArtifactInfo] = []
@@ -108,13 +113,11 @@ class FsspecArtifactStore:
                 leftovers = self._remove_quietly([info.path for info in written])
                 if not isinstance(exc, Exception):
                     raise
-                note = (
-                    f"the {len(written)} files already written were removed"
-                    if not leftovers
-                    else f"these written files could not be removed: {', '.join(leftovers)}"
-                )
+                note = f"the {len(written)} files already written were removed"
+                if leftovers:
+                    note = f"these written files could not be removed: {', '.join(leftovers)}"
                 raise StorageError(
-                    f"storing folder '{folder}' at {self.url(prefix)} failed on "
+                    f"storing folder '{folder}' at {self._url(prefix)} failed on "
                     f"'{source}': {exc}; {note}; fix the cause and store the folder again"
                 ) from exc
         return written
@@ -129,14 +132,19 @@ class FsspecArtifactStore:
         """Download ``path`` to ``local_path`` (parents created, replaced atomically)."""
         path = validate_artifact_path(path)
         target = Path(local_path)
-        with self._open_file(path) as source, self._reading(path):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _write_local_atomically(str(target), _iter_chunks(source))
+        with self._open_file(path) as source:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_local_atomically(str(target), iter_chunks(source))
+            except self._failures as exc:
+                raise StorageError(
+                    f"downloading {self._url(path)} to '{target}' failed: {exc!r}"
+                ) from exc
         return target
 
     def get_dir(self, prefix: str, local_dir: str | os.PathLike[str]) -> Path:
         """Download every artifact below ``prefix`` into ``local_dir``; return it."""
-        prefix = _check_prefix(prefix)
+        prefix = check_artifact_prefix(prefix)
         folder = Path(local_dir)
         paths = self.list(prefix)
         if prefix and not paths:
@@ -148,7 +156,7 @@ class FsspecArtifactStore:
                 validate_artifact_path(relative)
             except InvalidInput as exc:
                 raise StorageError(
-                    f"stored key {self.url(path)!r} is not a safe local path ({exc}); "
+                    f"stored key {self._url(path)!r} is not a safe local path ({exc}); "
                     "rename it in the store before downloading"
                 ) from exc
             self.get_file(path, folder / relative)
@@ -160,7 +168,7 @@ class FsspecArtifactStore:
 
     def exists(self, path: str) -> bool:
         """Tell whether ``path`` is an artifact or a folder holding artifacts."""
-        path = _check_prefix(path)
+        path = check_artifact_prefix(path)
         with self._reading(path):
             if path and self._filesystem().isfile(self._full(path)):
                 return True
@@ -168,7 +176,7 @@ class FsspecArtifactStore:
 
     def list(self, prefix: str = "", *, recursive: bool = True) -> builtins.list[str]:
         """Return the sorted paths, relative to the root, of the artifacts below ``prefix``."""
-        prefix = _check_prefix(prefix)
+        prefix = check_artifact_prefix(prefix)
         folder = self._full(prefix).rstrip("/") + "/"
         root = self._root_path.rstrip("/") + "/"
         with self._reading(prefix):
@@ -179,7 +187,9 @@ class FsspecArtifactStore:
             except FileNotFoundError:
                 return []
         return sorted(
-            name[len(root) :] for name in found if name.startswith(folder) and not _is_partial(name)
+            name[len(root) :]
+            for name in found
+            if name.startswith(folder) and not is_partial_name(name)
         )
 
     def size(self, path: str) -> int:
@@ -192,19 +202,19 @@ class FsspecArtifactStore:
         path = validate_artifact_path(path)
         digest = hashlib.sha256()
         with self._open_file(path) as source, self._reading(path):
-            for chunk in _iter_chunks(source):
+            for chunk in iter_chunks(source):
                 digest.update(chunk)
         return digest.hexdigest()
 
     def delete(self, prefix: str) -> None:
         """Remove the artifact at ``prefix`` or everything below it; absent is fine."""
-        prefix = _check_prefix(prefix)
+        prefix = check_artifact_prefix(prefix)
         full = self._full(prefix)
         with self._writing(prefix):
             if self._protocol == "file":
                 with contextlib.suppress(FileNotFoundError):
                     if os.path.isdir(full) and not os.path.islink(full):
-                        _remove_local_tree(full, keep_top=not prefix)
+                        shutil.rmtree(full)
                     else:
                         os.remove(full)
                 return
@@ -222,6 +232,9 @@ class FsspecArtifactStore:
                 self._fs = fsspec.filesystem(self._protocol, **self._options)
             return self._fs
 
+    def _url(self, path: str) -> str:
+        return f"{self._protocol}://{self._full(path)}"
+
     def _full(self, path: str) -> str:
         return posixpath.join(self._root_path, path) if path else self._root_path
 
@@ -232,24 +245,24 @@ class FsspecArtifactStore:
                 "pass the path of the file to store"
             )
         with self._writing(dest):
-            size, digest = self._write(self._full(dest), _iter_local_file(source))
+            size, digest = self._write(self._full(dest), iter_local_file(source))
         return ArtifactInfo(dest, size, digest)
 
     def _write(self, full: str, chunks: Iterable[bytes]) -> tuple[int, str]:
         """Write ``chunks`` to ``full`` so a failure leaves nothing there; size, digest."""
         if self._protocol == "file":
-            return _write_local_atomically(full, chunks)
+            return write_local_atomically(full, chunks)
         fs = self._filesystem()
         if self._protocol == "memory":
             buffer = io.BytesIO()
-            result = _copy(chunks, buffer.write)
+            result = copy_hashing(chunks, buffer.write)
             fs.pipe_file(full, buffer.getvalue())  # one dict assignment: atomic
             return result
         # s3: small files go up in one PUT at close; larger ones as a multipart upload
         # that is only completed at close, so discarding aborts it and leaves no object.
         target = fs.open(full, "wb")
         try:
-            result = _copy(chunks, target.write)
+            result = copy_hashing(chunks, target.write)
             target.close()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -268,6 +281,8 @@ class FsspecArtifactStore:
     def _open_file(self, path: str) -> BinaryIO:
         info = self._file_info(path)
         with self._reading(path):
+            if self._protocol == "memory":  # it hands out its stored object: give a copy
+                return io.BytesIO(self._filesystem().cat_file(self._full(path)))
             opened = self._filesystem().open(self._full(path), "rb", size=info["size"])
         return cast(BinaryIO, opened)
 
@@ -295,7 +310,7 @@ class FsspecArtifactStore:
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise self._not_found(path) from exc
         except self._failures as exc:
-            raise StorageError(f"reading {self.url(path)} failed: {exc!r}") from exc
+            raise StorageError(f"reading {self._url(path)} failed: {exc!r}") from exc
 
     @contextlib.contextmanager
     def _writing(self, path: str) -> Iterator[None]:
@@ -304,7 +319,7 @@ class FsspecArtifactStore:
         except MLOpsError:
             raise
         except self._failures as exc:
-            raise StorageError(f"writing {self.url(path)} failed: {exc!r}") from exc
+            raise StorageError(f"writing {self._url(path)} failed: {exc!r}") from exc
 
 
 def open_artifact_store(
@@ -326,32 +341,21 @@ def _parse_root(url: str) -> tuple[str, str]:
         scheme, rest = "file", url
     scheme = scheme.lower()
     if scheme == "file":
-        absolute = os.path.abspath(os.path.expanduser(rest or "/"))
-        return "file", Path(absolute).as_posix()
-    if scheme == "s3":
-        bucket, _, key_prefix = rest.strip("/").partition("/")
-        if not bucket:
-            raise InvalidInput(
-                f"artifact store URL {url!r} names no bucket; use s3://bucket/prefix"
-            )
-        if key_prefix:
-            _check_root_prefix(url, key_prefix)
-        return "s3", rest.strip("/")
-    if scheme == "memory":
-        key_prefix = rest.strip("/")
-        if key_prefix:
-            _check_root_prefix(url, key_prefix)
-        return "memory", "/" + key_prefix
-    raise InvalidInput(
-        f"artifact store URL {url!r} uses the unsupported scheme '{scheme}://'; use {_SUPPORTED}"
-    )
-
-
-def _check_root_prefix(url: str, key_prefix: str) -> None:
+        return "file", Path(os.path.abspath(os.path.expanduser(rest or "/"))).as_posix()
+    if scheme not in ("s3", "memory"):
+        raise InvalidInput(
+            f"artifact store URL {url!r} uses the unsupported scheme '{scheme}://'; "
+            f"use {_SUPPORTED}"
+        )
+    # s3 paths start with the bucket; memory paths are absolute below memory://
+    path = rest.rstrip("/") if scheme == "s3" else rest.strip("/")
+    if scheme == "s3" and not path.partition("/")[0]:
+        raise InvalidInput(f"artifact store URL {url!r} names no bucket; use s3://bucket/prefix")
     try:
-        validate_artifact_path(key_prefix)
+        check_artifact_prefix(path)
     except InvalidInput as exc:
         raise InvalidInput(f"artifact store URL {url!r} has a bad path: {exc}") from exc
+    return scheme, path if scheme == "s3" else "/" + path
 
 
 def _require_s3fs() -> tuple[type[BaseException], ...]:
@@ -364,80 +368,5 @@ def _require_s3fs() -> tuple[type[BaseException], ...]:
     return (botocore_errors.BotoCoreError, botocore_errors.ClientError)
 
 
-def _check_prefix(prefix: str) -> str:
-    """Validate a folder prefix: "" is the root and one trailing '/' is dropped."""
-    if prefix == "":
-        return ""
-    if isinstance(prefix, str) and prefix.endswith("/") and len(prefix) > 1:
-        prefix = prefix[:-1]
-    return validate_artifact_path(prefix)
-
-
 def _join(prefix: str, relative: str) -> str:
     return f"{prefix}/{relative}" if prefix else relative
-
-
-def _walk_files(folder: Path) -> builtins.list[tuple[str, Path]]:
-    """Every file (or link to one, even broken) below ``folder``, sorted by relative path."""
-    found = []
-    for current, _, names in os.walk(folder):
-        for name in names:
-            source = Path(current, name)
-            found.append((source.relative_to(folder).as_posix(), source))
-    return sorted(found)
-
-
-def _is_partial(name: str) -> bool:
-    base = posixpath.basename(name)
-    return base.startswith(".") and base.endswith(_PARTIAL_SUFFIX)
-
-
-def _iter_chunks(source: BinaryIO) -> Iterator[bytes]:
-    while chunk := source.read(CHUNK_SIZE):
-        yield chunk
-
-
-def _iter_local_file(source: Path) -> Iterator[bytes]:
-    with source.open("rb") as handle:
-        yield from _iter_chunks(handle)
-
-
-def _copy(chunks: Iterable[bytes], write: Callable[[bytes], object]) -> tuple[int, str]:
-    """Write every chunk, hashing on the way; return the size and hex SHA-256."""
-    digest = hashlib.sha256()
-    size = 0
-    for chunk in chunks:
-        digest.update(chunk)
-        size += len(chunk)
-        write(chunk)
-    return size, digest.hexdigest()
-
-
-def _write_local_atomically(full: str, chunks: Iterable[bytes]) -> tuple[int, str]:
-    """Write to a partial file beside ``full``, then rename it into place."""
-    folder, name = os.path.split(full)
-    os.makedirs(folder, exist_ok=True)
-    partial = os.path.join(folder, f".{name}.{uuid.uuid4().hex}{_PARTIAL_SUFFIX}")
-    try:
-        with open(partial, "wb") as handle:
-            result = _copy(chunks, handle.write)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, full)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(partial)
-        raise
-    return result
-
-
-def _remove_local_tree(folder: str, *, keep_top: bool) -> None:
-    """Remove ``folder`` and its content, or only the content when ``keep_top``."""
-    if not keep_top:
-        shutil.rmtree(folder)
-        return
-    for entry in os.scandir(folder):
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path)
-        else:
-            os.remove(entry.path)

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import operator
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.pool import NullPool
 
 from mlops.errors import Conflict, InvalidInput, MLOpsError, MissingDependency, StorageError
 
-__all__ = ["Store", "normalize_database_url"]
+__all__ = ["Prepared", "Store", "normalize_database_url"]
 
 _SQLITE_BUSY_TIMEOUT_MS = 60_000
 
@@ -159,6 +161,54 @@ class Store:
         if self._engine is not None:
             self._engine.dispose()
 
+    @contextmanager
+    def cursor(self, *, write: bool) -> Iterator[Any]:
+        """A DBAPI cursor inside a transaction, for hot paths that run prepared SQL.
+
+        Same guarantees as ``write()``/``read()`` (commit, rollback, error mapping), without
+        SQLAlchemy's per-statement overhead; use ``prepare()`` to get the SQL.
+        """
+        try:
+            raw = self.engine.raw_connection()
+        except exc.SQLAlchemyError as error:
+            raise StorageError(
+                f"the metadata database at {self.display_url} failed: {_first_line(error)}"
+            ) from error
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            cursor = raw.cursor()
+            if self.is_sqlite:
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            yield cursor
+            raw.commit()
+        except BaseException as error:
+            with contextlib.suppress(Exception):
+                raw.rollback()
+            if isinstance(error, dbapi.IntegrityError):
+                raise Conflict(f"the change conflicts with stored data: {error}") from error
+            if isinstance(error, dbapi.Error):
+                raise StorageError(
+                    f"the metadata database at {self.display_url} failed: {error}"
+                ) from error
+            raise
+        finally:
+            raw.close()
+
+    def prepare(self, statement: sa.Executable, columns: Sequence[str] | None = None) -> Prepared:
+        """Compile a SQLAlchemy statement once into driver SQL with positional parameters."""
+        compiled = statement.compile(dialect=self._positional_dialect(), column_keys=columns)
+        names = tuple(compiled.positiontup or ())
+        return Prepared(str(compiled), names)
+
+    def _positional_dialect(self) -> sa.Dialect:
+        if self.is_sqlite:
+            from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+
+            return SQLiteDialect_pysqlite(paramstyle="qmark")
+        from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+        return PGDialect_psycopg(paramstyle="format")
+
     def upsert(self, table: sa.Table) -> Any:
         """A dialect-specific INSERT that supports ``on_conflict_do_update``."""
         if self.is_sqlite:
@@ -169,9 +219,25 @@ class Store:
 
         return pg_insert(table)
 
-    def single_use_engine(self) -> Engine:
-        """An engine without pooling, for one-off administrative work."""
-        return sa.create_engine(self.url, poolclass=NullPool)
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Driver SQL with positional parameters; ``args(row)`` orders a row's values."""
+
+    sql: str
+    names: tuple[str, ...]
+    _getter: Any = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        getter = operator.itemgetter(*self.names) if self.names else (lambda row: ())
+        if len(self.names) == 1:
+            single = getter
+            getter = lambda row: (single(row),)  # noqa: E731 - itemgetter of one name is not a tuple
+        object.__setattr__(self, "_getter", getter)
+
+    def args(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        result: tuple[Any, ...] = self._getter(row)
+        return result
 
 
 def _first_line(error: BaseException) -> str:

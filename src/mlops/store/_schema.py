@@ -95,7 +95,8 @@ metrics = Table(
     Column("value", Float(precision=53), nullable=True),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
-    Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+    # Covers history reads (no table lookups, no sort): SQLite appends the rowid.
+    Index("ix_metrics_history", "run_id", "key", "step", "timestamp", "value"),
 )
 
 # The value at the highest step (ties: latest timestamp) per run and key: what search

@@ -7,7 +7,7 @@ import threading
 import weakref
 from typing import Any
 
-from mlops.tracking._writer import RunDataWriter
+from mlops.tracking._writer import MetricRow, RunDataWriter
 
 __all__ = ["MetricBuffer"]
 
@@ -40,7 +40,7 @@ class MetricBuffer:
         self._run_id = run_id
         self._interval = interval
         self._batch_size = batch_size
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[MetricRow] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -52,7 +52,7 @@ class MetricBuffer:
         self._thread.start()
         _live_buffers.add(self)
 
-    def add(self, rows: list[dict[str, Any]]) -> None:
+    def add(self, rows: list[MetricRow]) -> None:
         self._raise_pending_error()
         with self._lock:
             if self._closed:

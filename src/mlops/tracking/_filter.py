@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import sqlalchemy as sa
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, FromClause
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -106,8 +106,23 @@ _ORDERING = ("<", "<=", ">", ">=")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_\-./]+")
 _NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?(?![A-Za-z0-9_.])")
-_INTEGER = re.compile(r"-?\d+")
-_SNIPPET = re.compile(r"[A-Za-z0-9_\-.]+|\S")
+_SNIPPET = re.compile(r"'[^']*'?|\"[^\"]*\"?|[A-Za-z0-9_\-.]+|\S")
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    """What a comparison or sort key is about; ``text`` is as written, for messages."""
+
+    entity: Entity
+    key: str
+    text: str
+
+    @property
+    def kind(self) -> Literal["number", "integer", "text"]:
+        if self.entity == "metrics":
+            return "number"
+        is_time = self.entity == "attributes" and self.key in _TIME_ATTRIBUTES
+        return "integer" if is_time else "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +154,7 @@ class _Parser:
     def found(self) -> str:
         """What is at the cursor, for messages: "'xyz'" or 'the end'."""
         match = _SNIPPET.match(self.text, self.skip())
-        return f"'{match.group()}'" if match else "the end"
+        return repr(match.group()) if match else "the end"
 
     def keyword(self, word: str) -> int | None:
         """Consume ``word`` (any case) if it is next; return where it started."""
@@ -184,21 +199,19 @@ class _Parser:
         return inner
 
     def parse_comparison(self) -> Comparison:
-        entity, key, start = self.parse_identifier(bare_attributes=False)
-        identifier = self.text[start : self.pos]
-        op, op_start = self.parse_operator(identifier)
-        self.check_operator(entity, key, identifier, op, op_start)
-        if op in ("is null", "is not null"):
-            return Comparison(entity, key, op, None)
+        subject = self.parse_identifier(bare_attributes=False)
+        op, op_start = self.parse_operator(subject.text)
+        self.check_operator(subject, op, op_start)
+        value: Value = None
         if op in ("in", "not in"):
-            literals = self.parse_list(op)
-            values = tuple(self.check_value(entity, key, identifier, op, lit) for lit in literals)
-            return Comparison(entity, key, op, values)
-        literal = self.parse_literal(after=self.text[op_start : self.pos])
-        return Comparison(entity, key, op, self.check_value(entity, key, identifier, op, literal))
+            value = tuple(self.check_value(subject, op, item) for item in self.parse_list(op))
+        elif op not in ("is null", "is not null"):
+            literal = self.parse_literal(after=self.text[op_start : self.pos])
+            value = self.check_value(subject, op, literal)
+        return Comparison(subject.entity, subject.key, op, value)
 
-    def parse_identifier(self, *, bare_attributes: bool) -> tuple[Entity, str, int]:
-        """Parse ``entity.key`` (or a bare attribute name); return entity, key and start."""
+    def parse_identifier(self, *, bare_attributes: bool) -> _Subject:
+        """Parse ``entity.key``, or a bare attribute name where ``bare_attributes``."""
         start = self.skip()
         match = _WORD.match(self.text, start)
         example = "an identifier such as metrics.f1, params.lr, tags.team or attributes.status"
@@ -209,7 +222,7 @@ class _Parser:
             if word.lower() in _ATTRIBUTES:
                 if bare_attributes:
                     self.pos = match.end()
-                    return "attributes", _ATTRIBUTES[word.lower()], start
+                    return _Subject("attributes", _ATTRIBUTES[word.lower()], word)
                 raise self.error(f"'{word}' needs its entity; write attributes.{word}", start)
             raise self.error(f"expected {example}, found '{word}'", start)
         entity = _ENTITIES.get(word.lower())
@@ -231,7 +244,7 @@ class _Parser:
                 message = f"unknown attribute '{key}'; use one of {', '.join(_ATTRIBUTE_NAMES)}"
                 raise self.error(message, key_start)
             key = _ATTRIBUTES[key.lower()]
-        return entity, key, start
+        return _Subject(entity, key, self.text[start : self.pos])
 
     def parse_operator(self, identifier: str) -> tuple[Op, int]:
         start = self.skip()
@@ -281,7 +294,7 @@ class _Parser:
         if number := _NUMBER.match(self.text, start):
             self.pos = number.end()
             raw = number.group()
-            return _Literal(int(raw) if _INTEGER.fullmatch(raw) else float(raw), raw, start)
+            return _Literal(int(raw) if raw.lstrip("-").isdigit() else float(raw), raw, start)
         hint = ""
         if word := _WORD.match(self.text, start):
             is_null = word.group().lower() == "null"
@@ -311,10 +324,8 @@ class _Parser:
                 i += 1
         raise self.error(f"unterminated string; close it with {quote}", start)
 
-    def check_operator(
-        self, entity: Entity, key: str, identifier: str, op: Op, position: int
-    ) -> None:
-        kind = _value_kind(entity, key)
+    def check_operator(self, subject: _Subject, op: Op, position: int) -> None:
+        entity, key, identifier, kind = subject.entity, subject.key, subject.text, subject.kind
         likeable = kind == "text" and (entity != "attributes" or key in ("name", "status"))
         if op in ("like", "ilike") and not likeable:
             message = f"'{op}' applies to params, tags, attributes.name and attributes.status"
@@ -326,11 +337,10 @@ class _Parser:
                 position,
             )
 
-    def check_value(
-        self, entity: Entity, key: str, identifier: str, op: Op, literal: _Literal
-    ) -> Scalar:
-        """Check a literal's type against the identifier; return the value to compare."""
-        value, kind = literal.value, _value_kind(entity, key)
+    def check_value(self, subject: _Subject, op: Op, literal: _Literal) -> Scalar:
+        """Check a literal's type against the subject; return the value to compare."""
+        entity, key, identifier, kind = subject.entity, subject.key, subject.text, subject.kind
+        value = literal.value
         if kind == "number":
             if isinstance(value, str):
                 number = value if _NUMBER.fullmatch(value) else "0.9"
@@ -343,10 +353,10 @@ class _Parser:
                 raise self.error(f"{message}, not {literal.text}", literal.position)
             return int(value)
         if not isinstance(value, str):
-            subject = f"{identifier} compares" if entity == "attributes" else f"{entity} compare"
+            noun = f"{identifier} compares" if entity == "attributes" else f"{entity} compare"
             quoted = f"'{literal.text}'"
             fix = quoted if op in ("in", "not in") else f"{identifier} {op} {quoted}"
-            raise self.error(f"{subject} as strings; write {fix}", literal.position)
+            raise self.error(f"{noun} as strings; write {fix}", literal.position)
         if op in ("like", "ilike"):
             if (len(value) - len(value.rstrip("\\"))) % 2:
                 message = "a like pattern cannot end with the escape character '\\'"
@@ -357,12 +367,6 @@ class _Parser:
                 raise self.error(message, literal.position)
             return value.upper()
         return value
-
-
-def _value_kind(entity: Entity, key: str) -> Literal["number", "integer", "text"]:
-    if entity == "metrics":
-        return "number"
-    return "integer" if entity == "attributes" and key in _TIME_ATTRIBUTES else "text"
 
 
 def _combine(kind: type[And] | type[Or], items: list[Expr]) -> Expr:
@@ -400,17 +404,16 @@ def parse_order_by(clauses: Sequence[str] | str | None) -> list[OrderKey]:
     for clause in [clauses] if isinstance(clauses, str) else clauses:
         parser = _Parser(clause)
         while not parser.at_end():
-            entity, key, start = parser.parse_identifier(bare_attributes=True)
-            identifier = clause[start : parser.pos]
+            subject = parser.parse_identifier(bare_attributes=True)
             descending = parser.keyword("desc") is not None
             if not descending:
                 parser.keyword("asc")
-            keys.append(OrderKey(entity, key, descending))
+            keys.append(OrderKey(subject.entity, subject.key, descending))
             if parser.at_end():
                 break
             if not clause.startswith(",", parser.pos):
                 raise parser.error(
-                    f"expected 'asc', 'desc' or ',' after '{identifier}', found {parser.found()}"
+                    f"expected 'asc', 'desc' or ',' after '{subject.text}', found {parser.found()}"
                 )
             parser.pos += 1
             if parser.at_end():
@@ -425,12 +428,16 @@ _SQL_OPERATORS = {
 }  # fmt: skip
 
 
-def _attribute_column(runs: Table, key: str) -> ColumnElement[Any]:
+def _attribute_column(runs: FromClause, key: str) -> ColumnElement[Any]:
     return runs.c["id" if key == "run_id" else key]
 
 
-def filter_to_sql(expr: Expr, runs: Table = runs_table) -> ColumnElement[bool]:
-    """A WHERE clause on ``runs`` (correlated EXISTS for metrics, params and tags)."""
+def filter_to_sql(expr: Expr, runs: FromClause = runs_table) -> ColumnElement[bool]:
+    """A WHERE clause on ``runs`` (or an alias of it); see the module docstring for semantics.
+
+    Metrics, params and tags become correlated EXISTS subqueries, so ``!=`` means "has the
+    key and its value differs" and ``is null`` means "has no such key".
+    """
     if isinstance(expr, And):
         return sa.and_(*(filter_to_sql(item, runs) for item in expr.items))
     if isinstance(expr, Or):
@@ -501,7 +508,9 @@ def _like_to_glob(pattern: str) -> str:
     return "".join(glob)
 
 
-def order_by_to_sql(keys: Sequence[OrderKey], runs: Table = runs_table) -> list[ColumnElement[Any]]:
+def order_by_to_sql(
+    keys: Sequence[OrderKey], runs: FromClause = runs_table
+) -> list[ColumnElement[Any]]:
     """ORDER BY expressions on ``runs``, missing values last, with a deterministic tiebreak.
 
     Metrics, params and tags sort through correlated scalar subqueries, so the caller

@@ -41,7 +41,7 @@ _NAN = math.nan
 _HISTORY = (
     sa.select(metrics.c.value, metrics.c.step, metrics.c.timestamp)
     .where(metrics.c.run_id == sa.bindparam("run_id"), metrics.c.key == sa.bindparam("key"))
-    .order_by(metrics.c.step, metrics.c.timestamp, metrics.c.id)
+    .order_by(metrics.c.step, metrics.c.timestamp)
 )
 
 
@@ -50,6 +50,7 @@ class RunReader:
 
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._sql_history = store.prepare(_HISTORY)
 
     def get_run(self, run_id: str) -> Run:
         with self._store.read() as connection:
@@ -59,12 +60,15 @@ class RunReader:
         return found[0]
 
     def metric_history(self, run_id: str, key: str) -> list[Metric]:
-        with self._store.read() as connection:
-            rows = connection.execute(_HISTORY, {"run_id": run_id, "key": key}).all()
-            if not rows:
+        with self._store.cursor(write=False) as cursor:
+            cursor.execute(self._sql_history.sql, (run_id, key))
+            rows = cursor.fetchall()
+        if not rows:
+            with self._store.read() as connection:
                 self._require_run(connection, run_id)
+        new = Metric.__new__
         return [
-            Metric(key, _NAN if value is None else value, step, timestamp)
+            new(Metric, key, _NAN if value is None else value, step, timestamp)
             for value, step, timestamp in rows
         ]
 

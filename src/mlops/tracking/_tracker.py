@@ -67,6 +67,14 @@ class ExperimentTracker:
         check_name("experiment", name)
         description = check_description(description)
         tag_rows = _tag_rows(tags)
+        try:
+            return self._insert_experiment(name, description, tag_rows)
+        except Conflict as error:  # another process created it between check and insert
+            raise AlreadyExists(f"experiment {name!r} already exists") from error
+
+    def _insert_experiment(
+        self, name: str, description: str | None, tag_rows: list[dict[str, str]]
+    ) -> Experiment:
         created = now_ms()
         with self._store.write() as connection:
             existing = connection.execute(

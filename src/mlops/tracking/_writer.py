@@ -7,7 +7,6 @@ transaction, so a rejected call leaves nothing behind.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -66,7 +65,6 @@ class RunDataWriter:
             },
             where=newer,
         )
-        self._metric_insert = metrics.insert()
         param_insert = store.upsert(params)
         self._param_insert = param_insert.on_conflict_do_nothing(
             index_elements=[params.c.run_id, params.c.key]
@@ -76,23 +74,31 @@ class RunDataWriter:
             index_elements=[run_tags.c.run_id, run_tags.c.key],
             set_={"value": tag_upsert.excluded.value},
         )
+        # Hot paths run prepared driver SQL on a raw cursor (see Store.cursor).
+        metric_columns = list(METRIC_COLUMNS)
+        self._sql_status = store.prepare(_STATUS_OF_RUN)
+        self._sql_metric = store.prepare(metrics.insert().inline(), metric_columns)
+        self._sql_latest = store.prepare(self._latest_upsert, metric_columns)
+        # Metric rows are passed to the driver as they are, so the SQL must take them in order.
+        assert self._sql_metric.names == self._sql_latest.names == METRIC_COLUMNS
+        self._sql_param = store.prepare(self._param_insert, ["run_id", "key", "value"])
+        self._sql_param_value = store.prepare(
+            sa.select(params.c.value).where(
+                params.c.run_id == sa.bindparam("run_id"), params.c.key == sa.bindparam("key")
+            )
+        )
+        self._sql_tag = store.prepare(self._tag_upsert, ["run_id", "key", "value"])
 
     # -- checks -------------------------------------------------------------------------
 
     @staticmethod
     def require_running(connection: Connection, run_id: str) -> None:
         """Raise unless the run exists, is not deleted, and is RUNNING."""
-        row = connection.execute(_STATUS_OF_RUN, {"run_id": run_id}).first()
-        if row is None:
-            raise NotFound(f"run '{run_id}' does not exist (see `mlops runs list`)")
-        status, stage = row
-        if stage != LifecycleStage.ACTIVE:
-            raise RunNotActive(f"run '{run_id}' is deleted; restore it before logging to it")
-        if status != RunStatus.RUNNING:
-            raise RunNotActive(
-                f"run '{run_id}' is {status}; it no longer accepts data. "
-                "Start a new run (or a child run) to log more"
-            )
+        _check_status(run_id, connection.execute(_STATUS_OF_RUN, {"run_id": run_id}).first())
+
+    def _require_running(self, cursor: Any, run_id: str) -> None:
+        cursor.execute(self._sql_status.sql, (run_id,))
+        _check_status(run_id, cursor.fetchone())
 
     # -- metrics ------------------------------------------------------------------------
 
@@ -100,30 +106,28 @@ class RunDataWriter:
         self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
     ) -> None:
         row = metric_row(run_id, key, value, step, timestamp)
-        with self._store.write() as connection:
-            self.require_running(connection, run_id)
-            connection.execute(self._metric_insert, row)
-            connection.execute(self._latest_upsert, row)
+        with self._store.cursor(write=True) as cursor:
+            self._require_running(cursor, run_id)
+            cursor.execute(self._sql_metric.sql, row)
+            cursor.execute(self._sql_latest.sql, row)
 
-    def log_metric_rows(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+    def log_metric_rows(self, run_id: str, rows: list[MetricRow]) -> None:
         """Write already-validated metric rows (see ``metric_row``) in one transaction."""
         if not rows:
             return
-        with self._store.write() as connection:
-            self.require_running(connection, run_id)
-            self._insert_metric_rows(connection, rows)
+        with self._store.cursor(write=True) as cursor:
+            self._require_running(cursor, run_id)
+            self._insert_metric_rows(cursor, rows)
 
-    def _insert_metric_rows(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        connection.execute(self._metric_insert, rows)
-        latest: dict[str, dict[str, Any]] = {}
+    def _insert_metric_rows(self, cursor: Any, rows: list[MetricRow]) -> None:
+        cursor.executemany(self._sql_metric.sql, rows)
+        latest: dict[str, MetricRow] = {}
         for row in rows:
-            current = latest.get(row["key"])
-            if current is None or (row["step"], row["timestamp"]) >= (
-                current["step"],
-                current["timestamp"],
-            ):
-                latest[row["key"]] = row
-        connection.execute(self._latest_upsert, list(latest.values()))
+            current = latest.get(row[1])
+            # Highest step wins; at equal steps the later timestamp.
+            if current is None or (row[3], row[4]) >= (current[3], current[4]):
+                latest[row[1]] = row
+        cursor.executemany(self._sql_latest.sql, list(latest.values()))
 
     # -- params and tags ----------------------------------------------------------------
 
@@ -131,25 +135,23 @@ class RunDataWriter:
         rows = param_rows(run_id, values)
         if not rows:
             return
-        with self._store.write() as connection:
-            self.require_running(connection, run_id)
-            self._insert_params(connection, run_id, rows)
+        with self._store.cursor(write=True) as cursor:
+            self._require_running(cursor, run_id)
+            self._insert_params(cursor, run_id, rows)
 
-    def _insert_params(
-        self, connection: Connection, run_id: str, rows: list[dict[str, Any]]
-    ) -> None:
-        connection.execute(self._param_insert, rows)
-        wanted = {row["key"]: row["value"] for row in rows}
-        stored = connection.execute(
-            sa.select(params.c.key, params.c.value).where(
-                params.c.run_id == run_id, params.c.key.in_(list(wanted))
-            )
-        ).all()
-        for key, value in stored:
-            if value != wanted[key]:
+    def _insert_params(self, cursor: Any, run_id: str, rows: list[dict[str, Any]]) -> None:
+        if len(rows) == 1:
+            cursor.execute(self._sql_param.sql, self._sql_param.args(rows[0]))
+        else:
+            cursor.executemany(self._sql_param.sql, [self._sql_param.args(row) for row in rows])
+        for row in rows:
+            key, wanted = row["key"], row["value"]
+            cursor.execute(self._sql_param_value.sql, (run_id, key))
+            stored = cursor.fetchone()[0]
+            if stored != wanted:
                 raise Conflict(
-                    f"param {key!r} of run '{run_id}' was logged as {value!r}; params are "
-                    f"immutable, so {wanted[key]!r} cannot replace it. Use a metric or a tag "
+                    f"param {key!r} of run '{run_id}' was logged as {stored!r}; params "
+                    f"are immutable, so {wanted!r} cannot replace it. Use a metric or a tag "
                     "for values that change, or start a new run"
                 )
 
@@ -157,9 +159,9 @@ class RunDataWriter:
         rows = tag_rows(run_id, values)
         if not rows:
             return
-        with self._store.write() as connection:
-            self.require_running(connection, run_id)
-            connection.execute(self._tag_upsert, rows)
+        with self._store.cursor(write=True) as cursor:
+            self._require_running(cursor, run_id)
+            cursor.executemany(self._sql_tag.sql, [self._sql_tag.args(row) for row in rows])
 
     def delete_tag(self, run_id: str, key: str) -> None:
         check_key("tag", key)
@@ -186,14 +188,14 @@ class RunDataWriter:
         tag_rows_ = tag_rows(run_id, tags or {})
         if not (metric_rows_ or param_rows_ or tag_rows_):
             return
-        with self._store.write() as connection:
-            self.require_running(connection, run_id)
+        with self._store.cursor(write=True) as cursor:
+            self._require_running(cursor, run_id)
             if param_rows_:
-                self._insert_params(connection, run_id, param_rows_)
+                self._insert_params(cursor, run_id, param_rows_)
             if tag_rows_:
-                connection.execute(self._tag_upsert, tag_rows_)
+                cursor.executemany(self._sql_tag.sql, [self._sql_tag.args(r) for r in tag_rows_])
             if metric_rows_:
-                self._insert_metric_rows(connection, metric_rows_)
+                self._insert_metric_rows(cursor, metric_rows_)
 
     # -- dataset inputs -----------------------------------------------------------------
 
@@ -242,23 +244,52 @@ class RunDataWriter:
             )
 
 
+def _check_status(run_id: str, row: Any) -> None:
+    if row is None:
+        raise NotFound(f"run '{run_id}' does not exist (see `mlops runs list`)")
+    status, stage = row
+    if stage != LifecycleStage.ACTIVE:
+        raise RunNotActive(f"run '{run_id}' is deleted; restore it before logging to it")
+    if status != RunStatus.RUNNING:
+        raise RunNotActive(
+            f"run '{run_id}' is {status}; it no longer accepts data. "
+            "Start a new run (or a child run) to log more"
+        )
+
+
+#: A validated metric point: (run_id, key, value, step, timestamp), in the column order of
+#: the metrics table; a value of None stands for NaN (SQLite cannot store NaN).
+MetricRow = tuple[str, str, float | None, int, int]
+METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
+
+
 def metric_row(
     run_id: str, key: str, value: object, step: object = 0, timestamp: object | None = None
-) -> dict[str, Any]:
-    """Validate one metric point into a row; NaN becomes NULL (SQLite cannot store NaN)."""
-    check_key("metric", key)
-    number = check_metric_value(key, value)
-    return {
-        "run_id": run_id,
-        "key": key,
-        "value": None if math.isnan(number) else number,
-        "step": check_step(key, step),
-        "timestamp": check_timestamp(key, timestamp),
-    }
+) -> MetricRow:
+    """Validate one metric point into a row."""
+    # Fast paths for the common types keep batched logging cheap; anything else goes
+    # through the full checks.
+    if key not in _checked_keys:
+        check_key("metric", key)
+        if len(_checked_keys) < 10_000:
+            _checked_keys.add(key)
+    number = value if type(value) is float else check_metric_value(key, value)
+    return (
+        run_id,
+        key,
+        None if number != number else number,  # type: ignore[arg-type] # NaN is unequal to itself
+        step if type(step) is int and -(2**63) <= step < 2**63 else check_step(key, step),
+        timestamp if type(timestamp) is int else check_timestamp(key, timestamp),
+    )
 
 
-def coerce_metric(run_id: str, item: MetricLike) -> dict[str, Any]:
+_checked_keys: set[str] = set()
+
+
+def coerce_metric(run_id: str, item: MetricLike) -> MetricRow:
     """Accept a Metric, a (key, value[, step[, timestamp]]) tuple or a mapping."""
+    if isinstance(item, tuple) and 2 <= len(item) <= 4:
+        return metric_row(run_id, *item)
     if isinstance(item, Mapping):
         unknown = set(item) - {"key", "value", "step", "timestamp"}
         if unknown or "key" not in item or "value" not in item:
@@ -269,8 +300,6 @@ def coerce_metric(run_id: str, item: MetricLike) -> dict[str, Any]:
         return metric_row(
             run_id, item["key"], item["value"], item.get("step", 0), item.get("timestamp")
         )
-    if isinstance(item, tuple) and 2 <= len(item) <= 4:
-        return metric_row(run_id, *item)
     raise InvalidInput(
         f"cannot read {item!r} as a metric; give Metric(key, value, step, timestamp), "
         "a (key, value, step) tuple or a mapping"

@@ -47,7 +47,7 @@ def upgrade() -> None:
     sa.Column('timestamp', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_metrics'))
     )
-    op.create_index('ix_metrics_run_key_step', 'metrics', ['run_id', 'key', 'step'], unique=False)
+    op.create_index('ix_metrics_history', 'metrics', ['run_id', 'key', 'step', 'timestamp', 'value'], unique=False)
     op.create_table('experiment_tags',
     sa.Column('experiment_id', sa.Integer(), nullable=False),
     sa.Column('key', sa.String(length=250), nullable=False),
@@ -125,7 +125,7 @@ def downgrade() -> None:
     op.drop_index('ix_runs_experiment_start', table_name='runs')
     op.drop_table('runs')
     op.drop_table('experiment_tags')
-    op.drop_index('ix_metrics_run_key_step', table_name='metrics')
+    op.drop_index('ix_metrics_history', table_name='metrics')
     op.drop_table('metrics')
     op.drop_table('experiments')
     op.drop_table('datasets')

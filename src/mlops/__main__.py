@@ -1,0 +1,5 @@
+"""``python -m mlops``: the mlops command line."""
+
+from mlops.cli import main
+
+main()
