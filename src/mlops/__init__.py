@@ -1,10 +1,10 @@
 """mlops: one platform for a model's whole life, embedded or on a team's infrastructure.
 
-    import mlops
-    ml = mlops.connect()                # SQLite + local files under ./mlops-data
-    with ml.tracking.start_run("churn") as run:
-        run.log_param("C", 0.5)
-        run.log_metric("f1", 0.87)
+import mlops
+ml = mlops.connect()                # SQLite + local files under ./mlops-data
+with ml.tracking.start_run("churn") as run:
+    run.log_param("C", 0.5)
+    run.log_metric("f1", 0.87)
 """
 
 from mlops._client import MLOps, connect

@@ -37,9 +37,7 @@ def _worker(database_url: str, artifacts: str, run_id: str, worker: int) -> None
 
 
 @pytest.mark.slow
-def test_four_processes_log_into_one_run_and_create_runs(
-    database_url: str, tmp_path: Path
-) -> None:
+def test_four_processes_log_into_one_run_and_create_runs(database_url: str, tmp_path: Path) -> None:
     artifacts = str(tmp_path / "artifacts")
     ml = mlops.connect(database_url, artifacts=artifacts, upgrade_schema=True)
     ml.tracking.create_experiment("shared")

@@ -84,7 +84,8 @@ def test_run_lifecycle_and_context_manager(ml: mlops.MLOps) -> None:
     snapshot = ml.tracking.get_run(run.id)
     assert snapshot.status is RunStatus.FINISHED
     assert snapshot.name == "first"
-    assert snapshot.end_time is not None and snapshot.end_time >= snapshot.start_time
+    assert snapshot.end_time is not None
+    assert snapshot.end_time >= snapshot.start_time
     assert ml.tracking.get_experiment(snapshot.experiment_id).name == "Default"
 
     with pytest.raises(ZeroDivisionError), ml.tracking.start_run() as failing:
@@ -194,7 +195,8 @@ def test_nan_and_infinity_are_stored_faithfully(ml: mlops.MLOps) -> None:
     run.log_metric("nan_last", float("nan"))
     run.log_metric("np", np.float32(0.25))
     values = [m.value for m in ml.tracking.get_metric_history(run.id, "loss")]
-    assert math.isnan(values[0]) and values[1] == math.inf
+    assert math.isnan(values[0])
+    assert values[1] == math.inf
     stored = ml.tracking.get_run(run.id).metrics
     assert stored["loss"] == math.inf
     assert stored["grad"] == -math.inf

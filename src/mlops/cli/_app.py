@@ -23,7 +23,8 @@ __all__ = ["app", "main"]
 class _ReportingGroup(TyperGroup):
     """Turns an ``MLOpsError`` from any sub-command into ``error: …`` and exit code 1."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    # Any: typer's own context class differs between the typer releases we support.
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except MLOpsError as error:

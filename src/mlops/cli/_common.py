@@ -200,13 +200,13 @@ def status_text(status: RunStatus) -> Text:
 
 
 def format_time(epoch_ms: int | None, *, now: datetime | None = None) -> str:
-    """Local time: ``today 14:03:12``, ``Nov 21 09:15`` this year, else ``2024-11-21 09:15``."""
+    """Local time: ``14:03:12`` today, ``Nov 21 09:15`` this year, else ``2024-11-21 09:15``."""
     if epoch_ms is None:
         return "—"
     moment = datetime.fromtimestamp(epoch_ms / 1000).astimezone()
     current = now or datetime.now().astimezone()
     if moment.date() == current.date():
-        return moment.strftime("today %H:%M:%S")
+        return moment.strftime("%H:%M:%S")
     if moment.year == current.year:
         return moment.strftime("%b %d %H:%M")
     return moment.strftime("%Y-%m-%d %H:%M")

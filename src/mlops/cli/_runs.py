@@ -151,7 +151,9 @@ def _fitted_runs_table(
 def _runs_table(
     found: Sequence[Run], names: dict[int, str], metric_keys: list[str], param_keys: list[str]
 ) -> Table:
-    table = Table(title=f"{len(found)} runs", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(
+        title=f"{len(found)} runs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
     table.add_column("run id", style="cyan", no_wrap=True)
     if names:
         table.add_column("experiment", overflow="fold")

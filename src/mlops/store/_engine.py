@@ -9,13 +9,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.sql.compiler import SQLCompiler
 
-from mlops.errors import Conflict, InvalidInput, MLOpsError, MissingDependency, StorageError
+from mlops.errors import Conflict, InvalidInput, MissingDependency, MLOpsError, StorageError
 
 __all__ = ["Prepared", "Store", "normalize_database_url"]
 
@@ -84,7 +85,9 @@ class Store:
         try:
             import psycopg  # noqa: F401
         except ImportError as error:
-            raise MissingDependency.for_extra("psycopg", "postgres", "a PostgreSQL store") from error
+            raise MissingDependency.for_extra(
+                "psycopg", "postgres", "a PostgreSQL store"
+            ) from error
         return sa.create_engine(self.url, pool_size=8, max_overflow=8, pool_recycle=3600)
 
     def _create_sqlite_engine(self) -> Engine:
@@ -146,7 +149,9 @@ class Store:
         except MLOpsError:
             raise
         except exc.IntegrityError as error:
-            raise Conflict(f"the change conflicts with stored data: {_first_line(error)}") from error
+            raise Conflict(
+                f"the change conflicts with stored data: {_first_line(error)}"
+            ) from error
         except exc.SQLAlchemyError as error:
             raise StorageError(
                 f"the metadata database at {self.display_url} failed: {_first_line(error)}"
@@ -194,11 +199,32 @@ class Store:
         finally:
             raw.close()
 
-    def prepare(self, statement: sa.Executable, columns: Sequence[str] | None = None) -> Prepared:
+    def prepare(
+        self, statement: sa.ClauseElement, columns: Sequence[str] | None = None
+    ) -> Prepared:
         """Compile a SQLAlchemy statement once into driver SQL with positional parameters."""
-        compiled = statement.compile(dialect=self._positional_dialect(), column_keys=columns)
+        compiled = cast(
+            SQLCompiler,
+            statement.compile(dialect=self._positional_dialect(), column_keys=columns),
+        )
         names = tuple(compiled.positiontup or ())
         return Prepared(str(compiled), names)
+
+    def render(self, statement: sa.ClauseElement) -> tuple[str, tuple[Any, ...]]:
+        """Compile a statement with its bound values, for one execution on ``cursor()``."""
+        compiled = cast(
+            SQLCompiler,
+            statement.compile(
+                dialect=self._positional_dialect(), compile_kwargs={"render_postcompile": True}
+            ),
+        )
+        values = compiled.params
+        return str(compiled), tuple(values[name] for name in compiled.positiontup or ())
+
+    @property
+    def placeholder(self) -> str:
+        """The driver's positional parameter marker."""
+        return "?" if self.is_sqlite else "%s"
 
     def _positional_dialect(self) -> sa.Dialect:
         if self.is_sqlite:
@@ -207,7 +233,7 @@ class Store:
             return SQLiteDialect_pysqlite(paramstyle="qmark")
         from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 
-        return PGDialect_psycopg(paramstyle="format")
+        return PGDialect_psycopg(paramstyle="format")  # type: ignore[no-untyped-call]
 
     def upsert(self, table: sa.Table) -> Any:
         """A dialect-specific INSERT that supports ``on_conflict_do_update``."""
@@ -229,10 +255,10 @@ class Prepared:
     _getter: Any = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        getter = operator.itemgetter(*self.names) if self.names else (lambda row: ())
+        getter: Any = operator.itemgetter(*self.names) if self.names else (lambda row: ())
         if len(self.names) == 1:
-            single = getter
-            getter = lambda row: (single(row),)  # noqa: E731 - itemgetter of one name is not a tuple
+            name = self.names[0]
+            getter = lambda row: (row[name],)  # noqa: E731 - itemgetter of one name is not a tuple
         object.__setattr__(self, "_getter", getter)
 
     def args(self, row: Mapping[str, Any]) -> tuple[Any, ...]:

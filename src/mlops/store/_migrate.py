@@ -57,7 +57,9 @@ def upgrade(store: Store, revision: str = "head") -> tuple[str | None, str | Non
         return before, before
     with store.write() as connection:
         if store.dialect == "postgresql":
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
+            connection.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK}
+            )
         before = MigrationContext.configure(connection).get_current_revision()
         if before != target:
             _run_alembic(connection, revision)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import threading
 import weakref
-from typing import Any
 
 from mlops.tracking._writer import MetricRow, RunDataWriter
 

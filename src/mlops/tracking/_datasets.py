@@ -53,11 +53,13 @@ def _from_array(name: str, array: np.ndarray[Any, Any], source: str | None) -> D
         digest.update(np.ascontiguousarray(array).tobytes())
     schema = {"type": "ndarray", "dtype": str(array.dtype), "shape": [-1, *array.shape[1:]]}
     num_rows = int(array.shape[0]) if array.ndim else 1
-    return Dataset(name=name, digest=digest.hexdigest(), schema=schema, num_rows=num_rows, source=source)
+    return Dataset(
+        name=name, digest=digest.hexdigest(), schema=schema, num_rows=num_rows, source=source
+    )
 
 
 def _from_frame(name: str, frame: Any, source: str | None) -> Dataset:
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
     if isinstance(frame, pd.Series):
         frame = frame.to_frame()

@@ -11,17 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from mlops.errors import InvalidInput, NotFound
 from mlops.store import Store
 from mlops.store._schema import (
-    datasets,
     latest_metrics,
     metrics,
-    params,
-    run_inputs,
-    run_tags,
     runs,
 )
 from mlops.tracking._entities import (
@@ -53,8 +49,10 @@ class RunReader:
         self._sql_history = store.prepare(_HISTORY)
 
     def get_run(self, run_id: str) -> Run:
-        with self._store.read() as connection:
-            found = self.load_runs(connection, [run_id])
+        with self._store.cursor(write=False) as cursor:
+            sql, args = self._store.render(sa.select(*_RUN_COLUMNS).where(runs.c.id == run_id))
+            cursor.execute(sql, args)
+            found = self._attach(cursor, cursor.fetchall())
         if not found:
             raise NotFound(f"run '{run_id}' does not exist (see `mlops runs list`)")
         return found[0]
@@ -97,8 +95,10 @@ class RunReader:
         page_token: str | None,
         include_deleted: bool,
     ) -> RunPage:
-        if isinstance(max_results, bool) or not isinstance(max_results, int) or not (
-            1 <= max_results <= MAX_RESULTS_LIMIT
+        if (
+            isinstance(max_results, bool)
+            or not isinstance(max_results, int)
+            or not (1 <= max_results <= MAX_RESULTS_LIMIT)
         ):
             raise InvalidInput(
                 f"max_results must be an integer from 1 to {MAX_RESULTS_LIMIT}, got {max_results!r}"
@@ -108,103 +108,96 @@ class RunReader:
         fingerprint = _fingerprint(experiment_ids, filter_string, order_by, include_deleted)
         offset = _decode_token(page_token, fingerprint)
 
-        query = sa.select(runs.c.id).where(runs.c.experiment_id.in_(list(experiment_ids)))
+        query = sa.select(*_RUN_COLUMNS).where(runs.c.experiment_id.in_(list(experiment_ids)))
         if not include_deleted:
             query = query.where(runs.c.lifecycle_stage == LifecycleStage.ACTIVE.value)
         if expression is not None:
             query = query.where(filter_to_sql(expression))
         query = query.order_by(*order_by_to_sql(order_keys)).offset(offset).limit(max_results + 1)
-        with self._store.read() as connection:
-            ids = list(connection.execute(query).scalars())
-            has_more = len(ids) > max_results
-            ids = ids[:max_results]
-            found = self.load_runs(connection, ids)
+        sql, args = self._store.render(query)
+        # One raw cursor, one snapshot: the page and the data of its runs.
+        with self._store.cursor(write=False) as cursor:
+            cursor.execute(sql, args)
+            rows = cursor.fetchall()
+            has_more = len(rows) > max_results
+            found = self._attach(cursor, rows[:max_results])
         token = _encode_token(offset + max_results, fingerprint) if has_more else None
         return RunPage(found, token)
 
-    def load_runs(self, connection: Connection, run_ids: Sequence[str]) -> list[Run]:
-        """Load runs with params, latest metrics, tags and inputs, in ``run_ids`` order."""
-        if not run_ids:
+    def _attach(self, cursor: Any, rows: Sequence[Sequence[Any]]) -> list[Run]:
+        """Build runs from rows of ``_RUN_COLUMNS``, loading params, metrics, tags, inputs."""
+        if not rows:
             return []
-        ids = list(run_ids)
-        run_rows = connection.execute(sa.select(runs).where(runs.c.id.in_(ids))).all()
-        if not run_rows:
-            return []
-        param_map = _grouped(
-            connection.execute(
-                sa.select(params.c.run_id, params.c.key, params.c.value).where(
-                    params.c.run_id.in_(ids)
-                )
-            )
-        )
-        tag_map = _grouped(
-            connection.execute(
-                sa.select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
-                    run_tags.c.run_id.in_(ids)
-                )
-            )
-        )
-        metric_map: dict[str, dict[str, float]] = defaultdict(dict)
-        for run_id, key, value in connection.execute(
-            sa.select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value).where(
-                latest_metrics.c.run_id.in_(ids)
-            )
-        ):
-            metric_map[run_id][key] = _NAN if value is None else value
+        ids = [row[0] for row in rows]
+        marks = ", ".join([self._store.placeholder] * len(ids))
+        select = "SELECT run_id, key, value FROM {} WHERE run_id IN (%s)" % marks  # noqa: UP031
+        param_map = _grouped(cursor, select.format("params"), ids)
+        tag_map = _grouped(cursor, select.format("run_tags"), ids)
+        metric_map = _grouped(cursor, select.format("latest_metrics"), ids)
         input_map: dict[str, list[DatasetInput]] = defaultdict(list)
-        for row in connection.execute(
-            sa.select(run_inputs.c.run_id, run_inputs.c.context, datasets)
-            .join(datasets, datasets.c.id == run_inputs.c.dataset_id)
-            .where(run_inputs.c.run_id.in_(ids))
-            .order_by(run_inputs.c.run_id, datasets.c.name, run_inputs.c.context)
-        ):
-            input_map[row.run_id].append(DatasetInput(_dataset(row), row.context))
-        by_id = {
-            row.id: _run(row, param_map, metric_map, tag_map, input_map) for row in run_rows
-        }
-        return [by_id[run_id] for run_id in ids if run_id in by_id]
+        cursor.execute(
+            "SELECT i.run_id, i.context, d.name, d.digest, d.schema, d.num_rows, d.source "
+            "FROM run_inputs i JOIN datasets d ON d.id = i.dataset_id "
+            f"WHERE i.run_id IN ({marks}) ORDER BY i.run_id, d.name, i.context",
+            ids,
+        )
+        for run_id, context, name, digest, schema, num_rows, source in cursor.fetchall():
+            dataset = Dataset(
+                name=name,
+                digest=digest,
+                schema=None if schema is None else json.loads(schema),
+                num_rows=num_rows,
+                source=source,
+            )
+            input_map[run_id].append(DatasetInput(dataset, context))
+        empty: dict[str, Any] = {}
+        found = []
+        for run_id, experiment_id, name, status, start, end, uri, stage, parent, user in rows:
+            metrics_of_run = metric_map.get(run_id, empty)
+            found.append(
+                Run(
+                    id=run_id,
+                    experiment_id=experiment_id,
+                    name=name,
+                    status=_STATUSES[status],
+                    start_time=start,
+                    end_time=end,
+                    artifact_uri=uri,
+                    lifecycle_stage=_STAGES[stage],
+                    parent_run_id=parent,
+                    user=user,
+                    params=param_map.get(run_id, {}),
+                    # NULL stands for NaN (see the metrics table)
+                    metrics={k: _NAN if v is None else v for k, v in metrics_of_run.items()},
+                    tags=tag_map.get(run_id, {}),
+                    inputs=tuple(input_map.get(run_id, ())),
+                )
+            )
+        return found
 
 
-def _grouped(rows: Any) -> dict[str, dict[str, str]]:
-    grouped: dict[str, dict[str, str]] = defaultdict(dict)
-    for run_id, key, value in rows:
+_RUN_COLUMNS = (
+    runs.c.id,
+    runs.c.experiment_id,
+    runs.c.name,
+    runs.c.status,
+    runs.c.start_time,
+    runs.c.end_time,
+    runs.c.artifact_uri,
+    runs.c.lifecycle_stage,
+    runs.c.parent_run_id,
+    runs.c.user,
+)
+_STATUSES = {status.value: status for status in RunStatus}
+_STAGES = {stage.value: stage for stage in LifecycleStage}
+
+
+def _grouped(cursor: Any, sql: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    cursor.execute(sql, ids)
+    grouped: dict[str, dict[str, Any]] = defaultdict(dict)
+    for run_id, key, value in cursor.fetchall():
         grouped[run_id][key] = value
     return grouped
-
-
-def _dataset(row: Row[Any]) -> Dataset:
-    return Dataset(
-        name=row.name,
-        digest=row.digest,
-        schema=None if row.schema is None else json.loads(row.schema),
-        num_rows=row.num_rows,
-        source=row.source,
-    )
-
-
-def _run(
-    row: Row[Any],
-    param_map: dict[str, dict[str, str]],
-    metric_map: dict[str, dict[str, float]],
-    tag_map: dict[str, dict[str, str]],
-    input_map: dict[str, list[DatasetInput]],
-) -> Run:
-    return Run(
-        id=row.id,
-        experiment_id=row.experiment_id,
-        name=row.name,
-        status=RunStatus(row.status),
-        start_time=row.start_time,
-        end_time=row.end_time,
-        artifact_uri=row.artifact_uri,
-        lifecycle_stage=LifecycleStage(row.lifecycle_stage),
-        parent_run_id=row.parent_run_id,
-        user=row.user,
-        params=param_map.get(row.id, {}),
-        metrics=metric_map.get(row.id, {}),
-        tags=tag_map.get(row.id, {}),
-        inputs=tuple(input_map.get(row.id, ())),
-    )
 
 
 def _fingerprint(

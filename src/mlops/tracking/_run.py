@@ -92,7 +92,9 @@ class ActiveRun:
         self.flush()
         return self._tracker.get_run(self.id)
 
-    def log_metric(self, key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:
+    def log_metric(
+        self, key: str, value: float, step: int = 0, timestamp: int | None = None
+    ) -> None:
         if self._buffer is not None:
             self._buffer.add([metric_row(self.id, key, value, step, timestamp)])
         else:
@@ -102,7 +104,9 @@ class ActiveRun:
         self, values: Mapping[str, float], step: int = 0, timestamp: int | None = None
     ) -> None:
         if self._buffer is not None:
-            rows = [metric_row(self.id, key, value, step, timestamp) for key, value in values.items()]
+            rows = [
+                metric_row(self.id, key, value, step, timestamp) for key, value in values.items()
+            ]
             self._buffer.add(rows)
         else:
             self._tracker.log_metrics(self.id, values, step, timestamp)

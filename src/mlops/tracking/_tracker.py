@@ -43,8 +43,19 @@ from mlops.tracking._writer import MetricLike, RunDataWriter, metric_row
 ExperimentRef = int | str
 DEFAULT_EXPERIMENT = "Default"
 
-_ADJECTIVES = "bold brisk calm clever eager fancy gentle keen lucid merry noble quick sharp sleek steady swift tidy vivid warm wise".split()
-_NOUNS = "badger crane dolphin falcon fox gecko heron ibis koala lynx mole otter panda quail robin seal tern vole wren yak".split()
+_ADJECTIVES = (
+    "bold",
+    "brisk",
+    "calm",
+    "clever",
+    "eager",
+    "fancy",
+    "gentle",
+    "keen",
+    "lucid",
+    "merry",
+)
+_NOUNS = ("badger", "crane", "falcon", "gecko", "heron", "koala", "lynx", "otter", "robin", "wren")
 
 
 class ExperimentTracker:
@@ -75,7 +86,6 @@ class ExperimentTracker:
     def _insert_experiment(
         self, name: str, description: str | None, tag_rows: list[dict[str, str]]
     ) -> Experiment:
-        created = now_ms()
         with self._store.write() as connection:
             existing = connection.execute(
                 sa.select(experiments.c.lifecycle_stage).where(experiments.c.name == name)
@@ -87,21 +97,7 @@ class ExperimentTracker:
                     else "; use ml.tracking.set_experiment(name) to get it or create it"
                 )
                 raise AlreadyExists(f"experiment {name!r} already exists{hint}")
-            experiment_id = connection.execute(
-                experiments.insert().values(
-                    name=name,
-                    description=description,
-                    artifact_location="",
-                    lifecycle_stage=LifecycleStage.ACTIVE.value,
-                    created_at=created,
-                    updated_at=created,
-                )
-            ).inserted_primary_key[0]
-            connection.execute(
-                experiments.update()
-                .where(experiments.c.id == experiment_id)
-                .values(artifact_location=self._artifacts.url(str(experiment_id)))
-            )
+            experiment_id = self._insert_experiment_row(connection, name, description)
             if tag_rows:
                 connection.execute(
                     experiment_tags.insert(),
@@ -286,22 +282,30 @@ class ExperimentTracker:
         ).first()
         if found is not None:
             return int(found.id)
+        return self._insert_experiment_row(connection, DEFAULT_EXPERIMENT, None)
+
+    def _insert_experiment_row(
+        self, connection: Connection, name: str, description: str | None
+    ) -> int:
         created = now_ms()
-        experiment_id = connection.execute(
+        inserted = connection.execute(
             experiments.insert().values(
-                name=DEFAULT_EXPERIMENT,
+                name=name,
+                description=description,
                 artifact_location="",
                 lifecycle_stage=LifecycleStage.ACTIVE.value,
                 created_at=created,
                 updated_at=created,
             )
-        ).inserted_primary_key[0]
+        )
+        experiment_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
+        # The folder is named by the id, which exists only once the row does.
         connection.execute(
             experiments.update()
             .where(experiments.c.id == experiment_id)
             .values(artifact_location=self._artifacts.url(str(experiment_id)))
         )
-        return int(experiment_id)
+        return experiment_id
 
     def resume_run(self, run_id: str, *, async_logging: bool = False) -> ActiveRun:
         """A handle on an existing RUNNING run (another process may have started it)."""
@@ -321,9 +325,7 @@ class ExperimentTracker:
         except ValueError:
             final = RunStatus.RUNNING
         if final is RunStatus.RUNNING:
-            raise InvalidInput(
-                f"a run ends as FINISHED, FAILED or KILLED, not {status!r}"
-            )
+            raise InvalidInput(f"a run ends as FINISHED, FAILED or KILLED, not {status!r}")
         with self._store.write() as connection:
             RunDataWriter.require_running(connection, run_id)
             connection.execute(
@@ -355,7 +357,7 @@ class ExperimentTracker:
     def search_runs(
         self,
         experiments: ExperimentRef | Sequence[ExperimentRef] | None = None,
-        filter: str | None = None,  # noqa: A002 - the name users know from MLflow
+        filter: str | None = None,
         *,
         order_by: Sequence[str] | str | None = None,
         max_results: int = 1000,
@@ -462,7 +464,9 @@ class ExperimentTracker:
 
     def log_dict(self, run_id: str, data: Mapping[str, Any], artifact_file: str) -> ArtifactInfo:
         """Store ``data`` as a JSON file in the run's artifacts."""
-        return self._log_bytes(run_id, json.dumps(data, indent=2, sort_keys=True).encode(), artifact_file)
+        return self._log_bytes(
+            run_id, json.dumps(data, indent=2, sort_keys=True).encode(), artifact_file
+        )
 
     def _log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> ArtifactInfo:
         check_run_id(run_id)
@@ -537,11 +541,12 @@ class ExperimentTracker:
 
     @staticmethod
     def _run_experiment(connection: Connection, run_id: str) -> int:
-        found = connection.execute(sa.select(runs.c.experiment_id).where(runs.c.id == run_id)).first()
+        found = connection.execute(
+            sa.select(runs.c.experiment_id).where(runs.c.id == run_id)
+        ).first()
         if found is None:
             raise NotFound(f"run '{run_id}' does not exist (see `mlops runs list`)")
         return int(found.experiment_id)
-
 
 
 def _run_prefix(experiment_id: int, run_id: str) -> str:
@@ -553,7 +558,9 @@ def _tag_rows(tags: Mapping[str, Any] | None) -> list[dict[str, str]]:
         return []
     if not isinstance(tags, Mapping):
         raise InvalidInput(f"tags must be a mapping of name to value, got {type(tags).__name__}")
-    return [{"key": check_key("tag", key), "value": tag_text(key, value)} for key, value in tags.items()]
+    return [
+        {"key": check_key("tag", key), "value": tag_text(key, value)} for key, value in tags.items()
+    ]
 
 
 def _friendly_name() -> str:
@@ -565,4 +572,3 @@ def _current_user() -> str | None:
         return getpass.getuser()
     except (KeyError, OSError):
         return None
-

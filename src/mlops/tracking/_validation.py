@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-import re
 import numbers
+import re
 import time
 from typing import Any
 
@@ -49,7 +49,9 @@ def check_key(kind: str, key: object) -> str:
     if not key:
         raise InvalidInput(f"{kind} key is empty; give a name such as 'learning_rate'")
     if len(key) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"{kind} key is {len(key)} characters long; the limit is {MAX_NAME_LENGTH}")
+        raise InvalidInput(
+            f"{kind} key is {len(key)} characters long; the limit is {MAX_NAME_LENGTH}"
+        )
     if _KEY_PATTERN.match(key) is None or key.startswith("/") or ".." in key:
         raise InvalidInput(
             f"{kind} key {key!r} has characters that are not allowed; use letters, digits, "
@@ -67,9 +69,7 @@ def check_run_id(run_id: object) -> str:
 def check_metric_value(key: str, value: object) -> float:
     """Any real number; NaN and ±inf are stored faithfully (a diverging loss is data)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidInput(
-            f"metric {key!r} must be a number, got {type(value).__name__} {value!r}"
-        )
+        raise InvalidInput(f"metric {key!r} must be a number, got {type(value).__name__} {value!r}")
     return float(value)
 
 

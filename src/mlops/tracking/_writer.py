@@ -277,7 +277,7 @@ def metric_row(
     return (
         run_id,
         key,
-        None if number != number else number,  # type: ignore[arg-type] # NaN is unequal to itself
+        None if number != number else number,  # NaN is the one value unequal to itself
         step if type(step) is int and -(2**63) <= step < 2**63 else check_step(key, step),
         timestamp if type(timestamp) is int else check_timestamp(key, timestamp),
     )
@@ -308,7 +308,9 @@ def coerce_metric(run_id: str, item: MetricLike) -> MetricRow:
 
 def param_rows(run_id: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(values, Mapping):
-        raise InvalidInput(f"params must be a mapping of name to value, got {type(values).__name__}")
+        raise InvalidInput(
+            f"params must be a mapping of name to value, got {type(values).__name__}"
+        )
     return [
         {"run_id": run_id, "key": check_key("param", key), "value": param_text(key, value)}
         for key, value in values.items()
