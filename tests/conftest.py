@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 import mlops
 from mlops.store._schema import metadata
+from s3server import BUCKET, create_bucket, run_moto_server
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MLOPS_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -78,3 +79,17 @@ def ml(database_url: str, tmp_path: Path) -> Iterator[mlops.MLOps]:
         yield connection
     finally:
         connection.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """Run moto's S3 server for the session; yield its endpoint URL (bucket created)."""
+    with run_moto_server() as endpoint_url:
+        create_bucket(endpoint_url, BUCKET)
+        yield endpoint_url
+
+
+@pytest.fixture
+def s3_bucket_url(s3_server: str) -> str:
+    """Return a fresh, empty ``s3://bucket/<uuid>`` URL on the session's S3 server."""
+    return f"s3://{BUCKET}/{uuid.uuid4().hex}"

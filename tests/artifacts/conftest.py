@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mlops.artifacts import ArtifactStore, FsspecArtifactStore
-from s3server import BUCKET, MIN_PART_SIZE, create_bucket, run_moto_server, s3_storage_options
-
-
-@pytest.fixture(scope="session")
-def s3_server() -> Iterator[str]:
-    """Run moto's S3 server for the session; yield its endpoint URL (bucket created)."""
-    with run_moto_server() as endpoint_url:
-        create_bucket(endpoint_url, BUCKET)
-        yield endpoint_url
-
-
-@pytest.fixture
-def s3_bucket_url(s3_server: str) -> str:
-    """Return a fresh, empty ``s3://bucket/<uuid>`` URL on the session's S3 server."""
-    return f"s3://{BUCKET}/{uuid.uuid4().hex}"
+from s3server import MIN_PART_SIZE, s3_storage_options
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])

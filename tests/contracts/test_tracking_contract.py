@@ -461,3 +461,32 @@ def test_fluent_layer(ml: mlops.MLOps) -> None:
         assert ml.tracking.get_experiment(stored_inner.experiment_id).name == "fluent"
     finally:
         mlops.set_connection(None)
+
+
+@pytest.mark.s3
+def test_run_artifacts_on_s3(
+    s3_server: str, s3_bucket_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    settings = mlops.Settings(home=tmp_path / "home", s3_endpoint_url=s3_server)
+    ml = mlops.connect(artifacts=s3_bucket_url, settings=settings)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"w" * 4096)
+    (folder / "config.json").write_text('{"a": 1}')
+    with ml.tracking.start_run() as run:
+        run.log_artifact(folder)
+        run.log_text("hello", "notes.txt")
+    stored = ml.tracking.get_run(run.id)
+    assert stored.artifact_uri.startswith(s3_bucket_url)
+    assert [i.path for i in ml.tracking.list_artifacts(run.id)] == [
+        "model/config.json",
+        "model/weights.bin",
+        "notes.txt",
+    ]
+    out = ml.tracking.download_artifacts(run.id, "model", tmp_path / "out")
+    assert (out / "weights.bin").read_bytes() == b"w" * 4096
+    assert ml.artifacts.exists(f"{stored.experiment_id}/{run.id}/artifacts/notes.txt")
+    ml.close()

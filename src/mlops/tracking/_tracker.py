@@ -254,7 +254,8 @@ class ExperimentTracker:
             ).scalar_one()
             if stage != LifecycleStage.ACTIVE:
                 raise Conflict(
-                    f"experiment {experiment!r} is deleted; restore it before starting runs in it"
+                    f"experiment {experiment_id} is deleted; restore it "
+                    f"(`mlops experiments restore {experiment_id}`) before starting runs in it"
                 )
             connection.execute(
                 runs.insert().values(
@@ -272,7 +273,7 @@ class ExperimentTracker:
             )
             if tag_rows:
                 connection.execute(
-                    self._writer._tag_upsert, [{"run_id": run_id, **row} for row in tag_rows]
+                    self._writer.tag_upsert, [{"run_id": run_id, **row} for row in tag_rows]
                 )
         return ActiveRun(self, run_id, experiment_id, async_logging=async_logging)
 

@@ -70,7 +70,7 @@ class RunDataWriter:
             index_elements=[params.c.run_id, params.c.key]
         )
         tag_upsert = store.upsert(run_tags)
-        self._tag_upsert = tag_upsert.on_conflict_do_update(
+        self.tag_upsert = tag_upsert.on_conflict_do_update(
             index_elements=[run_tags.c.run_id, run_tags.c.key],
             set_={"value": tag_upsert.excluded.value},
         )
@@ -87,7 +87,7 @@ class RunDataWriter:
                 params.c.run_id == sa.bindparam("run_id"), params.c.key == sa.bindparam("key")
             )
         )
-        self._sql_tag = store.prepare(self._tag_upsert, ["run_id", "key", "value"])
+        self._sql_tag = store.prepare(self.tag_upsert, ["run_id", "key", "value"])
 
     # -- checks -------------------------------------------------------------------------
 
