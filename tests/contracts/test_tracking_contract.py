@@ -490,3 +490,27 @@ def test_run_artifacts_on_s3(
     assert (out / "weights.bin").read_bytes() == b"w" * 4096
     assert ml.artifacts.exists(f"{stored.experiment_id}/{run.id}/artifacts/notes.txt")
     ml.close()
+
+
+def test_async_metrics_are_flushed_at_process_exit(database_url: str, tmp_path: Path) -> None:
+    """A script that never ends its run still gets its buffered metrics written."""
+    import subprocess
+    import sys
+
+    artifacts = str(tmp_path / "artifacts")
+    script = f"""
+import mlops
+ml = mlops.connect({database_url!r}, artifacts={artifacts!r}, upgrade_schema=True)
+run = ml.tracking.start_run(async_logging=True)
+for step in range(777):
+    run.log_metric("loss", 1.0 / (step + 1), step=step)
+print(run.id)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.strip()
+    ml = mlops.connect(database_url, artifacts=artifacts)
+    assert len(ml.tracking.get_metric_history(run_id, "loss")) == 777
+    ml.close()

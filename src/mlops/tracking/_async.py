@@ -6,7 +6,7 @@ import atexit
 import threading
 import weakref
 
-from mlops.tracking._writer import MetricRow, RunDataWriter
+from mlops.tracking._writer import MetricPoint, RunDataWriter
 
 __all__ = ["MetricBuffer"]
 
@@ -39,7 +39,7 @@ class MetricBuffer:
         self._run_id = run_id
         self._interval = interval
         self._batch_size = batch_size
-        self._pending: list[MetricRow] = []
+        self._pending: list[MetricPoint] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -51,7 +51,7 @@ class MetricBuffer:
         self._thread.start()
         _live_buffers.add(self)
 
-    def add(self, rows: list[MetricRow]) -> None:
+    def add(self, rows: list[MetricPoint]) -> None:
         self._raise_pending_error()
         with self._lock:
             if self._closed:
@@ -96,7 +96,7 @@ class MetricBuffer:
             if not rows:
                 return
             try:
-                self._writer.log_metric_rows(self._run_id, rows)
+                self._writer.log_points(self._run_id, rows)
             except BaseException as error:  # kept and re-raised in the caller's thread
                 self._error = error
 

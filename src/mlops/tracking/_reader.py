@@ -36,7 +36,8 @@ _NAN = math.nan
 
 _HISTORY = (
     sa.select(metrics.c.value, metrics.c.step, metrics.c.timestamp)
-    .where(metrics.c.run_id == sa.bindparam("run_id"), metrics.c.key == sa.bindparam("key"))
+    .join(runs, runs.c.seq == metrics.c.run_seq)
+    .where(runs.c.id == sa.bindparam("run_id"), metrics.c.key == sa.bindparam("key"))
     .order_by(metrics.c.step, metrics.c.timestamp)
 )
 

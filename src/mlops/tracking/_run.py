@@ -12,7 +12,7 @@ from mlops.artifacts import ArtifactInfo
 from mlops.errors import MLOpsError
 from mlops.tracking._async import MetricBuffer
 from mlops.tracking._entities import Dataset, Metric, Run, RunStatus
-from mlops.tracking._writer import MetricLike, metric_row
+from mlops.tracking._writer import MetricLike, metric_point
 
 if TYPE_CHECKING:
     from mlops.tracking._tracker import ExperimentTracker
@@ -96,7 +96,7 @@ class ActiveRun:
         self, key: str, value: float, step: int = 0, timestamp: int | None = None
     ) -> None:
         if self._buffer is not None:
-            self._buffer.add([metric_row(self.id, key, value, step, timestamp)])
+            self._buffer.add([metric_point(key, value, step, timestamp)])
         else:
             self._tracker.log_metric(self.id, key, value, step, timestamp)
 
@@ -104,9 +104,7 @@ class ActiveRun:
         self, values: Mapping[str, float], step: int = 0, timestamp: int | None = None
     ) -> None:
         if self._buffer is not None:
-            rows = [
-                metric_row(self.id, key, value, step, timestamp) for key, value in values.items()
-            ]
+            rows = [metric_point(key, value, step, timestamp) for key, value in values.items()]
             self._buffer.add(rows)
         else:
             self._tracker.log_metrics(self.id, values, step, timestamp)

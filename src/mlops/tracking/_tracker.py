@@ -38,7 +38,7 @@ from mlops.tracking._validation import (
     now_ms,
     tag_text,
 )
-from mlops.tracking._writer import MetricLike, RunDataWriter, metric_row
+from mlops.tracking._writer import MetricLike, RunDataWriter, metric_point
 
 ExperimentRef = int | str
 DEFAULT_EXPERIMENT = "Default"
@@ -398,8 +398,8 @@ class ExperimentTracker:
     ) -> None:
         if not isinstance(values, Mapping):
             raise InvalidInput("log_metrics takes a mapping of metric name to value")
-        rows = [metric_row(run_id, key, value, step, timestamp) for key, value in values.items()]
-        self._writer.log_metric_rows(check_run_id(run_id), rows)
+        points = [metric_point(key, value, step, timestamp) for key, value in values.items()]
+        self._writer.log_points(check_run_id(run_id), points)
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         self._writer.log_params(check_run_id(run_id), {key: value})

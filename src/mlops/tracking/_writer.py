@@ -38,7 +38,7 @@ from mlops.tracking._validation import (
 
 MetricLike = Metric | tuple[Any, ...] | Mapping[str, Any]
 
-_STATUS_OF_RUN = sa.select(runs.c.status, runs.c.lifecycle_stage).where(
+_STATUS_OF_RUN = sa.select(runs.c.status, runs.c.lifecycle_stage, runs.c.seq).where(
     runs.c.id == sa.bindparam("run_id")
 )
 
@@ -75,12 +75,15 @@ class RunDataWriter:
             set_={"value": tag_upsert.excluded.value},
         )
         # Hot paths run prepared driver SQL on a raw cursor (see Store.cursor).
-        metric_columns = list(METRIC_COLUMNS)
         self._sql_status = store.prepare(_STATUS_OF_RUN)
-        self._sql_metric = store.prepare(metrics.insert().inline(), metric_columns)
-        self._sql_latest = store.prepare(self._latest_upsert, metric_columns)
-        # Metric rows are passed to the driver as they are, so the SQL must take them in order.
-        assert self._sql_metric.names == self._sql_latest.names == METRIC_COLUMNS
+        self._sql_metric = store.prepare(
+            metrics.insert().inline(), ["run_seq", "key", "value", "step", "timestamp"]
+        )
+        self._sql_latest = store.prepare(
+            self._latest_upsert, ["run_id", "key", "value", "step", "timestamp"]
+        )
+        # Points are passed to the driver as (run, *point), so the SQL must take them in order.
+        assert self._sql_metric.names[1:] == self._sql_latest.names[1:] == POINT_COLUMNS
         self._sql_param = store.prepare(self._param_insert, ["run_id", "key", "value"])
         self._sql_param_value = store.prepare(
             sa.select(params.c.value).where(
@@ -92,42 +95,42 @@ class RunDataWriter:
     # -- checks -------------------------------------------------------------------------
 
     @staticmethod
-    def require_running(connection: Connection, run_id: str) -> None:
-        """Raise unless the run exists, is not deleted, and is RUNNING."""
-        _check_status(run_id, connection.execute(_STATUS_OF_RUN, {"run_id": run_id}).first())
+    def require_running(connection: Connection, run_id: str) -> int:
+        """Raise unless the run exists, is not deleted, and is RUNNING; return its ``seq``."""
+        return _check_status(run_id, connection.execute(_STATUS_OF_RUN, {"run_id": run_id}).first())
 
-    def _require_running(self, cursor: Any, run_id: str) -> None:
+    def _require_running(self, cursor: Any, run_id: str) -> int:
         cursor.execute(self._sql_status.sql, (run_id,))
-        _check_status(run_id, cursor.fetchone())
+        return _check_status(run_id, cursor.fetchone())
 
     # -- metrics ------------------------------------------------------------------------
 
     def log_metric(
         self, run_id: str, key: str, value: float, step: int = 0, timestamp: int | None = None
     ) -> None:
-        row = metric_row(run_id, key, value, step, timestamp)
+        point = metric_point(key, value, step, timestamp)
         with self._store.cursor(write=True) as cursor:
-            self._require_running(cursor, run_id)
-            cursor.execute(self._sql_metric.sql, row)
-            cursor.execute(self._sql_latest.sql, row)
+            seq = self._require_running(cursor, run_id)
+            cursor.execute(self._sql_metric.sql, (seq, *point))
+            cursor.execute(self._sql_latest.sql, (run_id, *point))
 
-    def log_metric_rows(self, run_id: str, rows: list[MetricRow]) -> None:
-        """Write already-validated metric rows (see ``metric_row``) in one transaction."""
-        if not rows:
+    def log_points(self, run_id: str, points: list[MetricPoint]) -> None:
+        """Write already-validated points (see ``metric_point``) in one transaction."""
+        if not points:
             return
         with self._store.cursor(write=True) as cursor:
-            self._require_running(cursor, run_id)
-            self._insert_metric_rows(cursor, rows)
+            seq = self._require_running(cursor, run_id)
+            self._insert_points(cursor, run_id, seq, points)
 
-    def _insert_metric_rows(self, cursor: Any, rows: list[MetricRow]) -> None:
-        cursor.executemany(self._sql_metric.sql, rows)
-        latest: dict[str, MetricRow] = {}
-        for row in rows:
-            current = latest.get(row[1])
+    def _insert_points(self, cursor: Any, run_id: str, seq: int, points: list[MetricPoint]) -> None:
+        cursor.executemany(self._sql_metric.sql, [(seq, *point) for point in points])
+        latest: dict[str, MetricPoint] = {}
+        for point in points:
+            current = latest.get(point[0])
             # Highest step wins; at equal steps the later timestamp.
-            if current is None or (row[3], row[4]) >= (current[3], current[4]):
-                latest[row[1]] = row
-        cursor.executemany(self._sql_latest.sql, list(latest.values()))
+            if current is None or (point[2], point[3]) >= (current[2], current[3]):
+                latest[point[0]] = point
+        cursor.executemany(self._sql_latest.sql, [(run_id, *point) for point in latest.values()])
 
     # -- params and tags ----------------------------------------------------------------
 
@@ -183,19 +186,19 @@ class RunDataWriter:
         tags: Mapping[str, Any] | None = None,
     ) -> None:
         """Log metrics, params and tags in one transaction: all of them or none."""
-        metric_rows_ = [coerce_metric(run_id, item) for item in metrics]
+        points = [coerce_metric(item) for item in metrics]
         param_rows_ = param_rows(run_id, params or {})
         tag_rows_ = tag_rows(run_id, tags or {})
-        if not (metric_rows_ or param_rows_ or tag_rows_):
+        if not (points or param_rows_ or tag_rows_):
             return
         with self._store.cursor(write=True) as cursor:
-            self._require_running(cursor, run_id)
+            seq = self._require_running(cursor, run_id)
             if param_rows_:
                 self._insert_params(cursor, run_id, param_rows_)
             if tag_rows_:
                 cursor.executemany(self._sql_tag.sql, [self._sql_tag.args(r) for r in tag_rows_])
-            if metric_rows_:
-                self._insert_metric_rows(cursor, metric_rows_)
+            if points:
+                self._insert_points(cursor, run_id, seq, points)
 
     # -- dataset inputs -----------------------------------------------------------------
 
@@ -244,10 +247,10 @@ class RunDataWriter:
             )
 
 
-def _check_status(run_id: str, row: Any) -> None:
+def _check_status(run_id: str, row: Any) -> int:
     if row is None:
         raise NotFound(f"run '{run_id}' does not exist (see `mlops runs list`)")
-    status, stage = row
+    status, stage, seq = row
     if stage != LifecycleStage.ACTIVE:
         raise RunNotActive(f"run '{run_id}' is deleted; restore it before logging to it")
     if status != RunStatus.RUNNING:
@@ -255,18 +258,19 @@ def _check_status(run_id: str, row: Any) -> None:
             f"run '{run_id}' is {status}; it no longer accepts data. "
             "Start a new run (or a child run) to log more"
         )
+    return int(seq)
 
 
-#: A validated metric point: (run_id, key, value, step, timestamp), in the column order of
-#: the metrics table; a value of None stands for NaN (SQLite cannot store NaN).
-MetricRow = tuple[str, str, float | None, int, int]
-METRIC_COLUMNS = ("run_id", "key", "value", "step", "timestamp")
+#: A validated metric point: (key, value, step, timestamp), in the column order of the
+#: metrics table after its run column; a value of None stands for NaN (SQLite has no NaN).
+MetricPoint = tuple[str, float | None, int, int]
+POINT_COLUMNS = ("key", "value", "step", "timestamp")
 
 
-def metric_row(
-    run_id: str, key: str, value: object, step: object = 0, timestamp: object | None = None
-) -> MetricRow:
-    """Validate one metric point into a row."""
+def metric_point(
+    key: str, value: object, step: object = 0, timestamp: object | None = None
+) -> MetricPoint:
+    """Validate one metric point."""
     # Fast paths for the common types keep batched logging cheap; anything else goes
     # through the full checks.
     if key not in _checked_keys:
@@ -275,7 +279,6 @@ def metric_row(
             _checked_keys.add(key)
     number = value if type(value) is float else check_metric_value(key, value)
     return (
-        run_id,
         key,
         None if number != number else number,  # NaN is the one value unequal to itself
         step if type(step) is int and -(2**63) <= step < 2**63 else check_step(key, step),
@@ -286,10 +289,10 @@ def metric_row(
 _checked_keys: set[str] = set()
 
 
-def coerce_metric(run_id: str, item: MetricLike) -> MetricRow:
+def coerce_metric(item: MetricLike) -> MetricPoint:
     """Accept a Metric, a (key, value[, step[, timestamp]]) tuple or a mapping."""
     if isinstance(item, tuple) and 2 <= len(item) <= 4:
-        return metric_row(run_id, *item)
+        return metric_point(*item)
     if isinstance(item, Mapping):
         unknown = set(item) - {"key", "value", "step", "timestamp"}
         if unknown or "key" not in item or "value" not in item:
@@ -297,9 +300,7 @@ def coerce_metric(run_id: str, item: MetricLike) -> MetricRow:
                 f"a metric mapping needs 'key' and 'value' (optional 'step', 'timestamp'), "
                 f"got keys {sorted(item)}"
             )
-        return metric_row(
-            run_id, item["key"], item["value"], item.get("step", 0), item.get("timestamp")
-        )
+        return metric_point(item["key"], item["value"], item.get("step", 0), item.get("timestamp"))
     raise InvalidInput(
         f"cannot read {item!r} as a metric; give Metric(key, value, step, timestamp), "
         "a (key, value, step) tuple or a mapping"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 12:59:27.184896
+Create Date: 2026-11-22 13:15:46.210495
 """
 
 import sqlalchemy as sa
@@ -47,7 +47,7 @@ def upgrade() -> None:
             autoincrement=True,
             nullable=False,
         ),
-        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("run_seq", sa.BigInteger(), nullable=False),
         sa.Column("key", sa.String(length=250), nullable=False),
         sa.Column("value", sa.Float(precision=53), nullable=True),
         sa.Column("step", sa.BigInteger(), nullable=False),
@@ -57,7 +57,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_metrics_history",
         "metrics",
-        ["run_id", "key", "step", "timestamp", "value"],
+        ["run_seq", "key", "step", "timestamp", "value"],
         unique=False,
     )
     op.create_table(
@@ -75,6 +75,12 @@ def upgrade() -> None:
     )
     op.create_table(
         "runs",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
         sa.Column("id", sa.String(length=32), nullable=False),
         sa.Column("experiment_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=250), nullable=False),
@@ -91,7 +97,8 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["parent_run_id"], ["runs.id"], name=op.f("fk_runs_parent_run_id_runs")
         ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_runs")),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_runs")),
+        sa.UniqueConstraint("id", name=op.f("uq_runs_id")),
     )
     op.create_index(
         "ix_runs_experiment_start", "runs", ["experiment_id", "start_time"], unique=False
