@@ -15,6 +15,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import (
+    text as sa_text,
+)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -143,4 +146,172 @@ run_artifacts = Table(
     Column("path", String(1024), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
+)
+
+# -- model registry -----------------------------------------------------------------------
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(KEY_LENGTH), nullable=False, unique=True),
+    Column("description", Text, nullable=True),
+    Column("owner", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("model_id", ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(KEY_LENGTH), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("semver", String(64), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("flavor", String(32), nullable=False),
+    # The package's manifest (signature, environment, file digests) and its SHA-256:
+    # loading checks the manifest against this digest, then every file against the manifest.
+    Column("manifest", Text, nullable=False),
+    Column("manifest_digest", String(64), nullable=False),
+    Column("artifact_uri", Text, nullable=False),
+    Column("artifact_prefix", Text, nullable=False),
+    Column("run_id", String(RUN_ID_LENGTH), nullable=True),
+    Column("parent_version_id", ForeignKey("model_versions.id"), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("metrics", Text, nullable=False),
+    Column("extra", Text, nullable=False),
+    # Ed25519 signature of manifest_digest, and the fingerprint of the key that made it.
+    Column("signature", Text, nullable=True),
+    Column("signing_key", String(64), nullable=True),
+    Column("created_by", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("model_id", "number"),
+    UniqueConstraint("model_id", "semver"),
+    # At most one production version per model, whatever the code above does.
+    Index(
+        "uq_model_versions_one_production",
+        "model_id",
+        unique=True,
+        sqlite_where=sa_text("stage = 'production'"),
+        postgresql_where=sa_text("stage = 'production'"),
+    ),
+)
+
+model_version_inputs = Table(
+    "model_version_inputs",
+    metadata,
+    Column("version_id", ForeignKey("model_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("dataset_id", ForeignKey("datasets.id"), primary_key=True),
+    Column("context", String(64), primary_key=True),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True),
+    Column("alias", String(KEY_LENGTH), primary_key=True),
+    Column("version_id", ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+)
+
+# Every stage or alias change: who, when, from, to, why. ``replaced_version_id`` is the
+# production version a promotion archived; rollback restores it.
+model_transitions = Table(
+    "model_transitions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("model_id", ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(KEY_LENGTH), nullable=True),
+    Column("from_value", String(KEY_LENGTH), nullable=True),
+    Column("to_value", String(KEY_LENGTH), nullable=True),
+    Column("replaced_version_id", ForeignKey("model_versions.id"), nullable=True),
+    Column("actor", String(KEY_LENGTH), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_model_transitions_model_created", "model_id", "created_at"),
+)
+
+model_policies = Table(
+    "model_policies",
+    metadata,
+    Column("model_id", ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_id", ForeignKey("registered_models.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", ForeignKey("model_versions.id", ondelete="CASCADE"), nullable=False),
+    Column("to_stage", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_by", String(KEY_LENGTH), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("decided_by", String(KEY_LENGTH), nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("decided_at", BigInteger, nullable=True),
+)
+
+trusted_keys = Table(
+    "trusted_keys",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("public_key", Text, nullable=False),
+    Column("name", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# -- events and webhooks (a transactional outbox) -----------------------------------------
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("subject", String(512), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("actor", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_events_kind_created", "kind", "created_at"),
+)
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("secret", Text, nullable=False),
+    # JSON list of event kinds, or ["*"] for all.
+    Column("event_kinds", Text, nullable=False),
+    Column("active", Integer, nullable=False, server_default="1"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_id", ForeignKey("events.id", ondelete="CASCADE"), nullable=False),
+    Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("response_status", Integer, nullable=True),
+    Column("delivered_at", BigInteger, nullable=True),
+    UniqueConstraint("event_id", "webhook_id"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
