@@ -8,7 +8,7 @@ from types import TracebackType
 from mlops.artifacts import ArtifactStore, open_artifact_store
 from mlops.config import Settings
 from mlops.errors import InvalidInput, StorageError
-from mlops.store import Store, current_revision, head_revision, upgrade
+from mlops.store import Store, current_revision, head_revision, require_known_revision, upgrade
 from mlops.tracking import ExperimentTracker
 
 __all__ = ["MLOps", "connect"]
@@ -27,7 +27,8 @@ class MLOps:
         return f"<MLOps database={self.store.display_url} artifacts={self.artifacts.root}>"
 
     def close(self) -> None:
-        """Release pooled database connections."""
+        """Flush background metric writers and release pooled database connections."""
+        self.tracking.close()
         self.store.dispose()
 
     def __enter__(self) -> MLOps:
@@ -82,6 +83,7 @@ def connect(
 
 def _require_current_schema(store: Store) -> None:
     current = current_revision(store)
+    require_known_revision(store, current)
     if current != head_revision():
         raise StorageError(
             f"the database at {store.display_url} is at schema revision {current or 'none'}, "

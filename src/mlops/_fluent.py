@@ -7,6 +7,8 @@ explicit control uses the object that ``mlops.connect()`` returns.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import threading
 from collections.abc import Mapping
@@ -15,7 +17,7 @@ from typing import Any
 
 from mlops._client import MLOps, connect
 from mlops.artifacts import ArtifactInfo
-from mlops.errors import Conflict
+from mlops.errors import Conflict, MLOpsError
 from mlops.tracking import ActiveRun, Dataset, Experiment, RunStatus
 
 __all__ = [
@@ -119,7 +121,20 @@ def _require_run() -> ActiveRun:
     run = active_run()
     if run is None:
         run = start_run()
+        _auto_started.append(run)
     return run
+
+
+# Runs that a bare ``mlops.log_metric()`` started implicitly end when the script exits.
+_auto_started: list[ActiveRun] = []
+
+
+@atexit.register
+def _end_auto_started_runs() -> None:
+    for run in _auto_started:
+        if not run.ended:
+            with contextlib.suppress(MLOpsError):
+                run.end()
 
 
 def log_metric(key: str, value: float, step: int = 0, timestamp: int | None = None) -> None:

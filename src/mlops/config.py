@@ -29,6 +29,8 @@ class Settings:
     s3_endpoint_url: str | None = None
     #: SQLite ``PRAGMA synchronous``: NORMAL survives a process crash, FULL a power cut.
     sqlite_synchronous: str = "NORMAL"
+    #: The identity recorded as the actor of registry changes (default: the OS user).
+    user: str | None = None
 
     def __post_init__(self) -> None:
         if self.sqlite_synchronous.upper() not in _SYNCHRONOUS_MODES:
@@ -47,6 +49,7 @@ class Settings:
             artifact_root=env.get("MLOPS_ARTIFACT_ROOT") or None,
             s3_endpoint_url=env.get("MLOPS_S3_ENDPOINT_URL") or None,
             sqlite_synchronous=(env.get("MLOPS_SQLITE_SYNCHRONOUS") or "NORMAL").upper(),
+            user=env.get("MLOPS_USER") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -9,7 +9,8 @@ what failed and what to do about it.
     ├── InvalidInput        (also ValueError)    an argument is malformed
     │   └── FilterSyntaxError                    a search filter does not parse
     ├── Conflict                                 the request contradicts stored state
-    │   └── RunNotActive                         logging to a run that has ended
+    │   ├── RunNotActive                         logging to a run that has ended
+    │   └── PolicyViolation                      a promotion breaks the model's policy
     ├── PermissionDenied    (also PermissionError)
     ├── IntegrityError                           stored bytes do not match their digest
     ├── StorageError        (also OSError)       the database or artifact store failed
@@ -28,6 +29,7 @@ __all__ = [
     "MissingDependency",
     "NotFound",
     "PermissionDenied",
+    "PolicyViolation",
     "RunNotActive",
     "StorageError",
 ]
@@ -80,6 +82,12 @@ class RunNotActive(Conflict):
     """A run that has ended cannot take new data."""
 
     code = "run_not_active"
+
+
+class PolicyViolation(Conflict):
+    """A stage change breaks the model's promotion policy; the message names the rule."""
+
+    code = "policy_violation"
 
 
 class PermissionDenied(MLOpsError, PermissionError):

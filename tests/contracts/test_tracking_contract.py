@@ -272,10 +272,51 @@ def test_async_logging_flushes_when_the_run_ends(ml: mlops.MLOps) -> None:
 
 def test_async_logging_reports_write_errors(ml: mlops.MLOps) -> None:
     run = ml.tracking.start_run(async_logging=True)
-    ml.tracking.end_run(run.id, "KILLED")  # ended behind the handle's back
+    other = mlops.connect(ml.store.url, artifacts=ml.artifacts.root)
+    other.tracking.end_run(run.id, "KILLED")  # another process ends it behind our back
+    other.close()
     run.log_metric("loss", 1.0)
     with pytest.raises(RunNotActive):
         run.flush()
+
+
+def test_ending_a_run_flushes_and_closes_its_buffer(ml: mlops.MLOps) -> None:
+    import threading
+
+    before = threading.active_count()
+    runs = [ml.tracking.start_run(async_logging=True) for _ in range(5)]
+    for run in runs:
+        run.log_metric("loss", 0.5)
+        ml.tracking.end_run(run.id)  # through the tracker, not the handle
+    assert threading.active_count() == before
+    for run in runs:
+        assert len(ml.tracking.get_metric_history(run.id, "loss")) == 1
+        with pytest.raises(RunNotActive):
+            run.log_metric("loss", 0.1)
+
+
+def test_deleted_experiment_hides_and_freezes_its_runs(ml: mlops.MLOps) -> None:
+    ml.tracking.create_experiment("gone")
+    run = ml.tracking.start_run("gone")
+    ml.tracking.delete_experiment("gone")
+    with pytest.raises(RunNotActive, match="experiment"):
+        run.log_metric("m", 1.0)
+    assert list(ml.tracking.search_runs("gone")) == []
+    assert [r.id for r in ml.tracking.search_runs("gone", include_deleted=True)] == [run.id]
+    ml.tracking.restore_experiment("gone")
+    run.log_metric("m", 1.0)
+
+
+def test_out_of_range_numbers_are_invalid_input(ml: mlops.MLOps) -> None:
+    run = ml.tracking.start_run()
+    with pytest.raises(InvalidInput):
+        run.log_metric("m", 1.0, timestamp=2**63)
+    with pytest.raises(InvalidInput):
+        run.log_metric("m", 1.0, step=2**64)
+    with pytest.raises(InvalidInput):
+        run.log_input(Dataset("d", "abc", num_rows=2**70))
+    with pytest.raises(InvalidInput):
+        ml.tracking.search_runs(filter="attributes.start_time > 1e20")
 
 
 # -- tags and datasets -------------------------------------------------------------------
@@ -358,6 +399,16 @@ def test_artifacts_files_and_folders(ml: mlops.MLOps, tmp_path: Path) -> None:
         run.log_artifact(tmp_path / "missing.bin")
     with pytest.raises(NotFound):
         ml.tracking.download_artifacts(run.id, "nothing-here", tmp_path / "x")
+    # logged artifacts are immutable: a second write is refused and the first one stands
+    other = tmp_path / "model.bin.new"
+    other.write_bytes(b"other")
+    with pytest.raises(Conflict, match="immutable"):
+        run.log_text("replaced", "notes.txt")
+    with pytest.raises(Conflict, match="immutable"):
+        run.log_artifact(folder, artifact_path="figures")
+    assert ml.tracking.list_artifacts(run.id, "notes.txt")[0].size == 5
+    again = ml.tracking.download_artifacts(run.id, "notes.txt", tmp_path / "out3")
+    assert again.read_text() == "hello"
 
 
 # -- search ------------------------------------------------------------------------------

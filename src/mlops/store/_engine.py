@@ -88,7 +88,10 @@ class Store:
             raise MissingDependency.for_extra(
                 "psycopg", "postgres", "a PostgreSQL store"
             ) from error
-        return sa.create_engine(self.url, pool_size=8, max_overflow=8, pool_recycle=3600)
+        # pre_ping: a pooled connection killed by a server restart is replaced, not failed.
+        return sa.create_engine(
+            self.url, pool_size=8, max_overflow=8, pool_recycle=3600, pool_pre_ping=True
+        )
 
     def _create_sqlite_engine(self) -> Engine:
         if self.sqlite_path is None:
@@ -148,6 +151,8 @@ class Store:
                     yield connection
         except MLOpsError:
             raise
+        except OverflowError as error:
+            raise InvalidInput(f"a number is out of the 64-bit range: {error}") from error
         except exc.IntegrityError as error:
             raise Conflict(
                 f"the change conflicts with stored data: {_first_line(error)}"
@@ -179,7 +184,8 @@ class Store:
             raise StorageError(
                 f"the metadata database at {self.display_url} failed: {_first_line(error)}"
             ) from error
-        dbapi = self.engine.dialect.loaded_dbapi
+        dialect = self.engine.dialect
+        dbapi = dialect.loaded_dbapi
         try:
             cursor = raw.cursor()
             if self.is_sqlite:
@@ -189,6 +195,10 @@ class Store:
         except BaseException as error:
             with contextlib.suppress(Exception):
                 raw.rollback()
+            if isinstance(error, dbapi.Error) and dialect.is_disconnect(error, raw, None):
+                raw.invalidate()  # a dead connection must not go back to the pool
+            if isinstance(error, OverflowError):
+                raise InvalidInput(f"a number is out of the 64-bit range: {error}") from error
             if isinstance(error, dbapi.IntegrityError):
                 raise Conflict(f"the change conflicts with stored data: {error}") from error
             if isinstance(error, dbapi.Error):

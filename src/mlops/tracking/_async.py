@@ -6,6 +6,7 @@ import atexit
 import threading
 import weakref
 
+from mlops.errors import RunNotActive
 from mlops.tracking._writer import MetricPoint, RunDataWriter
 
 __all__ = ["MetricBuffer"]
@@ -55,7 +56,7 @@ class MetricBuffer:
         self._raise_pending_error()
         with self._lock:
             if self._closed:
-                raise RuntimeError("this run's metric buffer is closed; the run has ended")
+                raise RunNotActive(f"run '{self._run_id}' has ended; it no longer accepts data")
             self._pending.extend(rows)
             full = len(self._pending) >= self._batch_size
         if full:

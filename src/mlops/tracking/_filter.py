@@ -348,7 +348,7 @@ class _Parser:
                 raise self.error(message, literal.position)
             return float(value)
         if kind == "integer":
-            if isinstance(value, str) or not float(value).is_integer():
+            if isinstance(value, str) or not float(value).is_integer() or abs(value) >= 2**63:
                 message = f"{identifier} compares with integers (milliseconds since the epoch)"
                 raise self.error(f"{message}, not {literal.text}", literal.position)
             return int(value)

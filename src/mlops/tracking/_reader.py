@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 from mlops.errors import InvalidInput, NotFound
 from mlops.store import Store
 from mlops.store._schema import (
+    experiments,
     latest_metrics,
     metrics,
     runs,
@@ -111,7 +112,13 @@ class RunReader:
 
         query = sa.select(*_RUN_COLUMNS).where(runs.c.experiment_id.in_(list(experiment_ids)))
         if not include_deleted:
-            query = query.where(runs.c.lifecycle_stage == LifecycleStage.ACTIVE.value)
+            active = sa.select(experiments.c.id).where(
+                experiments.c.lifecycle_stage == LifecycleStage.ACTIVE.value
+            )
+            query = query.where(
+                runs.c.lifecycle_stage == LifecycleStage.ACTIVE.value,
+                runs.c.experiment_id.in_(active),
+            )
         if expression is not None:
             query = query.where(filter_to_sql(expression))
         query = query.order_by(*order_by_to_sql(order_keys)).offset(offset).limit(max_results + 1)
@@ -237,6 +244,6 @@ def _decode_token(token: str | None, fingerprint: str) -> int:
             "page_token belongs to a different search; repeat the same experiments, filter "
             "and order_by as the search that returned it"
         )
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or not 0 <= offset < 2**62:
         raise InvalidInput("page_token is corrupted; start again from the first page")
     return offset

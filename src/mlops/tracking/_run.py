@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 from mlops.artifacts import ArtifactInfo
 from mlops.errors import MLOpsError
-from mlops.tracking._async import MetricBuffer
 from mlops.tracking._entities import Dataset, Metric, Run, RunStatus
 from mlops.tracking._writer import MetricLike, metric_point
 
@@ -36,7 +35,7 @@ class ActiveRun:
         self._tracker = tracker
         self.id = run_id
         self.experiment_id = experiment_id
-        self._buffer = MetricBuffer(tracker._writer, run_id) if async_logging else None
+        self._buffer = tracker.open_buffer(run_id) if async_logging else None
         self._ended = False
 
     def __repr__(self) -> str:
@@ -68,18 +67,14 @@ class ActiveRun:
     def _end_quietly(self, status: RunStatus) -> None:
         # The block's own exception is what the caller must see; a buffered write error
         # is lost with the failed run.
-        if self._buffer is not None:
-            self._buffer.close(raise_errors=False)
         self._ended = True
         with contextlib.suppress(MLOpsError):
             self._tracker.end_run(self.id, status)
 
     def end(self, status: RunStatus | str = RunStatus.FINISHED) -> None:
         """Flush buffered metrics and end the run with ``status``."""
-        if self._buffer is not None:
-            self._buffer.close()
-        self._tracker.end_run(self.id, status)
         self._ended = True
+        self._tracker.end_run(self.id, status)
 
     def flush(self) -> None:
         """Write buffered metrics now (a no-op for synchronous runs)."""

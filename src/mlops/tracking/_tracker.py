@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import secrets
+import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mlops.artifacts import ArtifactInfo, ArtifactStore, validate_artifact_path
-from mlops.errors import AlreadyExists, Conflict, InvalidInput, NotFound, RunNotActive
+from mlops.errors import AlreadyExists, Conflict, InvalidInput, MLOpsError, NotFound
 from mlops.store import Store
 from mlops.store import _schema as schema
 from mlops.store._schema import experiment_tags, experiments, run_artifacts, runs
@@ -28,6 +29,7 @@ from mlops.tracking._entities import (
     RunPage,
     RunStatus,
 )
+from mlops.tracking._async import MetricBuffer
 from mlops.tracking._reader import RunReader
 from mlops.tracking._run import ActiveRun
 from mlops.tracking._validation import (
@@ -69,6 +71,8 @@ class ExperimentTracker:
         self._artifacts = artifacts
         self._writer = RunDataWriter(store)
         self._reader = RunReader(store)
+        self._buffers: dict[str, MetricBuffer] = {}
+        self._buffers_lock = threading.Lock()
 
     # -- experiments --------------------------------------------------------------------
 
@@ -236,6 +240,9 @@ class ExperimentTracker:
         tag_rows = _tag_rows(tags)
         parent_id = None if parent is None else check_run_id(getattr(parent, "id", parent))
         run_id = uuid.uuid4().hex
+        default_id = (
+            self._default_experiment() if experiment is None and parent_id is None else None
+        )
         with self._store.write() as connection:
             if parent_id is not None:
                 parent_row = connection.execute(
@@ -245,8 +252,8 @@ class ExperimentTracker:
                     raise NotFound(f"parent run '{parent_id}' does not exist")
             if experiment is None and parent_id is not None:
                 experiment_id = int(parent_row.experiment_id)  # type: ignore[union-attr]
-            elif experiment is None:
-                experiment_id = self._default_experiment(connection)
+            elif default_id is not None:
+                experiment_id = default_id
             else:
                 experiment_id = self._experiment_id(connection, experiment)
             stage = connection.execute(
@@ -277,13 +284,18 @@ class ExperimentTracker:
                 )
         return ActiveRun(self, run_id, experiment_id, async_logging=async_logging)
 
-    def _default_experiment(self, connection: Connection) -> int:
-        found = connection.execute(
-            sa.select(experiments.c.id).where(experiments.c.name == DEFAULT_EXPERIMENT)
-        ).first()
+    def _default_experiment(self) -> int:
+        """The id of "Default", created on first use; safe when processes race to create it."""
+        with self._store.read() as connection:
+            found = connection.execute(
+                sa.select(experiments.c.id).where(experiments.c.name == DEFAULT_EXPERIMENT)
+            ).first()
         if found is not None:
             return int(found.id)
-        return self._insert_experiment_row(connection, DEFAULT_EXPERIMENT, None)
+        try:
+            return self.create_experiment(DEFAULT_EXPERIMENT).id
+        except AlreadyExists:
+            return self.get_experiment(DEFAULT_EXPERIMENT).id
 
     def _insert_experiment_row(
         self, connection: Connection, name: str, description: str | None
@@ -327,13 +339,33 @@ class ExperimentTracker:
             final = RunStatus.RUNNING
         if final is RunStatus.RUNNING:
             raise InvalidInput(f"a run ends as FINISHED, FAILED or KILLED, not {status!r}")
-        with self._store.write() as connection:
-            RunDataWriter.require_running(connection, run_id)
-            connection.execute(
-                runs.update()
-                .where(runs.c.id == run_id)
-                .values(status=final.value, end_time=now_ms())
-            )
+        buffer = self._buffers.pop(run_id, None)
+        try:
+            if buffer is not None:
+                buffer.close()  # buffered metrics land before the run ends
+        finally:
+            with self._store.write() as connection:
+                RunDataWriter.require_running(connection, run_id)
+                connection.execute(
+                    runs.update()
+                    .where(runs.c.id == run_id)
+                    .values(status=final.value, end_time=now_ms())
+                )
+
+    def open_buffer(self, run_id: str) -> MetricBuffer:
+        """The background metric writer of a run (one per run, closed by ``end_run``)."""
+        with self._buffers_lock:
+            buffer = self._buffers.get(run_id)
+            if buffer is None:
+                buffer = self._buffers[run_id] = MetricBuffer(self._writer, run_id)
+            return buffer
+
+    def close(self) -> None:
+        """Flush and stop every background metric writer of this tracker."""
+        with self._buffers_lock:
+            buffers, self._buffers = list(self._buffers.values()), {}
+        for buffer in buffers:
+            buffer.close(raise_errors=False)
 
     def get_run(self, run_id: str) -> Run:
         check_run_id(run_id)
@@ -453,11 +485,35 @@ class ExperimentTracker:
             RunDataWriter.require_running(connection, run_id)
             experiment_id = self._run_experiment(connection, run_id)
         prefix = _run_prefix(experiment_id, run_id)
+        planned = (
+            [
+                f"{target}/{p.relative_to(source).as_posix()}"
+                for p in source.rglob("*")
+                if p.is_file()
+            ]
+            if source.is_dir()
+            else [target]
+        )
+        self._refuse_existing(run_id, planned)
         if source.is_dir():
             written = self._artifacts.put_dir(source, f"{prefix}/{target}")
         else:
             written = [self._artifacts.put_file(source, f"{prefix}/{target}")]
         return self._record_artifacts(run_id, prefix, written)
+
+    def _refuse_existing(self, run_id: str, paths: list[str]) -> None:
+        """Artifacts are immutable once logged (their digests are on record)."""
+        with self._store.read() as connection:
+            taken = connection.execute(
+                sa.select(run_artifacts.c.path).where(
+                    run_artifacts.c.run_id == run_id, run_artifacts.c.path.in_(paths)
+                )
+            ).first()
+        if taken is not None:
+            raise Conflict(
+                f"run '{run_id}' already has artifact {taken.path!r}; logged artifacts are "
+                "immutable, so log under another artifact_path"
+            )
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> ArtifactInfo:
         """Store ``text`` (UTF-8) as a file in the run's artifacts."""
@@ -476,6 +532,7 @@ class ExperimentTracker:
             RunDataWriter.require_running(connection, run_id)
             experiment_id = self._run_experiment(connection, run_id)
         prefix = _run_prefix(experiment_id, run_id)
+        self._refuse_existing(run_id, [path])
         written = self._artifacts.put_bytes(data, f"{prefix}/{path}")
         return self._record_artifacts(run_id, prefix, [written])[0]
 
@@ -492,16 +549,15 @@ class ExperimentTracker:
         try:
             with self._store.write() as connection:
                 RunDataWriter.require_running(connection, run_id)
-                upsert = self._store.upsert(run_artifacts)
-                connection.execute(
-                    upsert.on_conflict_do_update(
-                        index_elements=[run_artifacts.c.run_id, run_artifacts.c.path],
-                        set_={"size": upsert.excluded.size, "sha256": upsert.excluded.sha256},
-                    ),
-                    rows,
-                )
-        except RunNotActive:
-            for info in written:
+                connection.execute(run_artifacts.insert(), rows)
+        except Conflict as error:
+            # Another writer recorded the same path first; its row and file stand.
+            raise Conflict(
+                f"run '{run_id}' already has one of these artifacts: "
+                f"{', '.join(row['path'] for row in rows)}"
+            ) from error
+        except MLOpsError:
+            for info in written:  # nothing recorded, so nothing may stay behind
                 self._artifacts.delete(info.path)
             raise
         return relative

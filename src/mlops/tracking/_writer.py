@@ -17,6 +17,7 @@ from mlops.errors import Conflict, InvalidInput, NotFound, RunNotActive
 from mlops.store import Store
 from mlops.store._schema import (
     datasets,
+    experiments,
     latest_metrics,
     metrics,
     params,
@@ -38,8 +39,15 @@ from mlops.tracking._validation import (
 
 MetricLike = Metric | tuple[Any, ...] | Mapping[str, Any]
 
-_STATUS_OF_RUN = sa.select(runs.c.status, runs.c.lifecycle_stage, runs.c.seq).where(
-    runs.c.id == sa.bindparam("run_id")
+_STATUS_OF_RUN = (
+    sa.select(
+        runs.c.status,
+        runs.c.lifecycle_stage,
+        runs.c.seq,
+        experiments.c.lifecycle_stage.label("experiment_stage"),
+    )
+    .join(experiments, experiments.c.id == runs.c.experiment_id)
+    .where(runs.c.id == sa.bindparam("run_id"))
 )
 
 
@@ -216,7 +224,7 @@ class RunDataWriter:
                 f"got {dataset.digest!r}"
             )
         if dataset.num_rows is not None and (
-            not isinstance(dataset.num_rows, int) or dataset.num_rows < 0
+            not isinstance(dataset.num_rows, int) or not 0 <= dataset.num_rows < 2**63
         ):
             raise InvalidInput(f"dataset {dataset.name!r} num_rows must be a non-negative int")
         schema_text = None if dataset.schema is None else json.dumps(dataset.schema, sort_keys=True)
@@ -250,9 +258,13 @@ class RunDataWriter:
 def _check_status(run_id: str, row: Any) -> int:
     if row is None:
         raise NotFound(f"run '{run_id}' does not exist (see `mlops runs list`)")
-    status, stage, seq = row
+    status, stage, seq, experiment_stage = row
     if stage != LifecycleStage.ACTIVE:
         raise RunNotActive(f"run '{run_id}' is deleted; restore it before logging to it")
+    if experiment_stage != LifecycleStage.ACTIVE:
+        raise RunNotActive(
+            f"the experiment of run '{run_id}' is deleted; restore it before logging to the run"
+        )
     if status != RunStatus.RUNNING:
         raise RunNotActive(
             f"run '{run_id}' is {status}; it no longer accepts data. "
@@ -282,7 +294,9 @@ def metric_point(
         key,
         None if number != number else number,  # NaN is the one value unequal to itself
         step if type(step) is int and -(2**63) <= step < 2**63 else check_step(key, step),
-        timestamp if type(timestamp) is int else check_timestamp(key, timestamp),
+        timestamp
+        if type(timestamp) is int and 0 <= timestamp < 2**63
+        else check_timestamp(key, timestamp),
     )
 
 
