@@ -20,6 +20,7 @@ from mlops.errors import AlreadyExists, Conflict, InvalidInput, MLOpsError, NotF
 from mlops.store import Store
 from mlops.store import _schema as schema
 from mlops.store._schema import experiment_tags, experiments, run_artifacts, runs
+from mlops.tracking._async import MetricBuffer
 from mlops.tracking._entities import (
     Dataset,
     Experiment,
@@ -29,7 +30,6 @@ from mlops.tracking._entities import (
     RunPage,
     RunStatus,
 )
-from mlops.tracking._async import MetricBuffer
 from mlops.tracking._reader import RunReader
 from mlops.tracking._run import ActiveRun
 from mlops.tracking._validation import (
