@@ -252,7 +252,8 @@ class ExperimentTracker:
                     raise NotFound(f"parent run '{parent_id}' does not exist")
             if experiment is None and parent_id is not None:
                 experiment_id = int(parent_row.experiment_id)  # type: ignore[union-attr]
-            elif default_id is not None:
+            elif experiment is None:
+                assert default_id is not None
                 experiment_id = default_id
             else:
                 experiment_id = self._experiment_id(connection, experiment)
@@ -554,7 +555,7 @@ class ExperimentTracker:
             # Another writer recorded the same path first; its row and file stand.
             raise Conflict(
                 f"run '{run_id}' already has one of these artifacts: "
-                f"{', '.join(row['path'] for row in rows)}"
+                f"{', '.join(info.path for info in relative)}"
             ) from error
         except MLOpsError:
             for info in written:  # nothing recorded, so nothing may stay behind

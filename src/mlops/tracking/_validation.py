@@ -90,9 +90,10 @@ def check_timestamp(key: str, timestamp: object | None) -> int:
             f"timestamp of metric {key!r} must be integer milliseconds since the epoch, "
             f"got {timestamp!r}"
         )
-    if not 0 <= timestamp < 2**63:
-        raise InvalidInput(f"timestamp of metric {key!r} is out of range: {timestamp}")
-    return int(timestamp)
+    milliseconds = int(timestamp)
+    if not 0 <= milliseconds < 2**63:
+        raise InvalidInput(f"timestamp of metric {key!r} is out of range: {milliseconds}")
+    return milliseconds
 
 
 def param_text(key: str, value: Any) -> str:
