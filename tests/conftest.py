@@ -73,7 +73,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def ml(database_url: str, tmp_path: Path) -> Iterator[mlops.MLOps]:
     """A connection on each backend, with a local artifact folder."""
     connection = mlops.connect(
-        database_url, artifacts=str(tmp_path / "artifacts"), upgrade_schema=True
+        database_url,
+        artifacts=str(tmp_path / "artifacts"),
+        home=str(tmp_path / "home"),
+        upgrade_schema=True,
     )
     try:
         yield connection

@@ -8,6 +8,7 @@ from types import TracebackType
 from mlops.artifacts import ArtifactStore, open_artifact_store
 from mlops.config import Settings
 from mlops.errors import InvalidInput, StorageError
+from mlops.registry import ModelRegistry
 from mlops.store import Store, current_revision, head_revision, require_known_revision, upgrade
 from mlops.tracking import ExperimentTracker
 
@@ -22,6 +23,9 @@ class MLOps:
         self.store = store
         self.artifacts = artifacts
         self.tracking = ExperimentTracker(store, artifacts)
+        self.registry = ModelRegistry(
+            store, artifacts, cache_dir=settings.home / "cache" / "models", actor=settings.user
+        )
 
     def __repr__(self) -> str:
         return f"<MLOps database={self.store.display_url} artifacts={self.artifacts.root}>"

@@ -6,7 +6,9 @@ import multiprocessing
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import sqlalchemy as sa
 
@@ -114,4 +116,48 @@ def test_processes_creating_a_fresh_store_at_once(empty_database_url: str, tmp_p
     assert mlops.store.current_revision(ml.store) == mlops.store.head_revision()
     assert [e.name for e in ml.tracking.list_experiments()] == ["race"]
     assert {r.id for r in ml.tracking.search_runs("race")} == run_ids
+    ml.close()
+
+
+REGISTRATIONS = 3
+
+
+def _register_versions(database_url: str, artifacts: str, home: str, queue: Any) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 3))
+    model = LogisticRegression().fit(features, (features[:, 0] > 0).astype(int))
+    ml = mlops.connect(database_url, artifacts=artifacts, home=home, upgrade_schema=True)
+    for _ in range(REGISTRATIONS):
+        version = ml.registry.register_model("shared", model, input_example=features[:3])
+        queue.put(version.number)
+    ml.close()
+
+
+@pytest.mark.slow
+def test_four_processes_register_versions_of_one_model(database_url: str, tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    artifacts = str(tmp_path / "artifacts")
+    context = multiprocessing.get_context("spawn")
+    queue: Any = context.Queue()
+    processes = [
+        context.Process(
+            target=_register_versions,
+            args=(database_url, artifacts, str(tmp_path / f"home{worker}"), queue),
+        )
+        for worker in range(WORKERS)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=240)
+    assert [process.exitcode for process in processes] == [0] * WORKERS
+    numbers = sorted(queue.get(timeout=5) for _ in range(WORKERS * REGISTRATIONS))
+    assert numbers == list(range(1, WORKERS * REGISTRATIONS + 1))
+    ml = mlops.connect(database_url, artifacts=artifacts, home=str(tmp_path / "home"))
+    versions = ml.registry.list_versions("shared")
+    assert [v.number for v in versions] == numbers
+    assert len({v.semver for v in versions}) == len(versions)
+    assert len({v.artifact_uri for v in versions}) == len(versions)
     ml.close()

@@ -14,6 +14,8 @@ from mlops.cli._common import CliState, report_error, stdout_console
 from mlops.cli._db import db_app
 from mlops.cli._demo import demo
 from mlops.cli._experiments import experiments_app
+from mlops.cli._keys import keys_app
+from mlops.cli._models import models_app
 from mlops.cli._runs import runs_app
 from mlops.errors import MLOpsError
 
@@ -41,6 +43,8 @@ app = typer.Typer(
 )
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.command("demo")(demo)
 
