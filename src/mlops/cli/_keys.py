@@ -37,7 +37,8 @@ def generate(
 ) -> None:
     """Write a new key pair (the private key readable by you only); overwrites nothing."""
     state = get_state(ctx)
-    private_path, public_path = write_keypair(folder or state.settings().home / "keys", name)
+    written = write_keypair(folder or state.settings().home / "keys", name)
+    private_path, public_path = (path.resolve() for path in written)
     console = stdout_console()
     console.print(f"private key  {private_path}  (keep it secret)")
     console.print(f"public key   {public_path}")

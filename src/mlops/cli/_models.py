@@ -127,6 +127,10 @@ def _version_label(versions: Sequence[ModelVersion], number: int | None) -> str:
     return str(number) if semver is None else f"{number} ({semver})"
 
 
+def _count(items: Sequence[object], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
 def _describe(version: ModelVersion) -> str:
     return f"'{version.model_name}' version {version.number} ({version.semver})"
 
@@ -153,12 +157,12 @@ def _trust(registry: ModelRegistry, versions: Sequence[ModelVersion]) -> dict[in
 def _versions_table(versions: Sequence[ModelVersion], trust: Mapping[int, bool]) -> Table:
     metric_keys = first_keys([v.metrics for v in versions], _SHOWN_METRICS)
     table = Table(
-        title=f"{len(versions)} versions", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+        title=_count(versions, "version"), title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
     )
     table.add_column("version", justify="right", style="cyan", no_wrap=True)
     table.add_column("semver", style="bold", no_wrap=True)
     table.add_column("stage", no_wrap=True)
-    table.add_column("aliases", overflow="fold")
+    table.add_column("aliases", overflow="fold", min_width=7)
     table.add_column("flavor", no_wrap=True)
     for key in metric_keys:
         table.add_column(key, justify="right", header_style="bold green", no_wrap=True)
@@ -218,7 +222,7 @@ def list_models(
             else "no models yet; register one with ml.registry.register_model(name, model)"
         )
         return
-    table = Table(title=f"{len(found)} models", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(title=_count(found, "model"), title_justify="left", box=box.SIMPLE_HEAD)
     for column in ("name", "latest", "production", "aliases", "updated"):
         table.add_column(column, style="bold" if column == "name" else None, overflow="fold")
     for model, versions in found:
@@ -516,23 +520,23 @@ def approvals(
         )
         return
     table = Table(
-        title=f"{len(found)} approval requests", title_justify="left", box=box.SIMPLE_HEAD
+        title=_count(found, "approval request"), title_justify="left", box=box.SIMPLE_HEAD
     )
-    for column in ("id", "model", "version", "to", "status", "requested by", "when", "decided by"):
-        table.add_column(column, no_wrap=column in ("id", "version", "when"))
+    table.add_column("id", style="cyan", no_wrap=True)
+    table.add_column("transition", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    table.add_column("requested", overflow="fold")
+    table.add_column("decided", overflow="fold")
     table.add_column("reason / comment", overflow="fold")
     for request in found:
-        notes = " / ".join(text for text in (request.reason, request.comment) if text)
+        decided = request.decided_by or "—", format_time(request.decided_at)
         table.add_row(
             f"#{request.id}",
-            request.model_name,
-            f"{request.version} ({request.semver})",
-            request.to_stage.value,
+            f"{request.model_name} {request.version} ({request.semver}) → {request.to_stage.value}",
             Text(request.status.value, style=_APPROVAL_STYLES.get(request.status.value, "")),
-            request.requested_by or "—",
-            format_time(request.created_at),
-            request.decided_by or "—",
-            notes,
+            f"{request.requested_by or '—'}, {format_time(request.created_at)}",
+            "—" if request.decided_at is None else ", ".join(decided),
+            " / ".join(text for text in (request.reason, request.comment) if text),
         )
     stdout_console().print(table)
 

@@ -198,7 +198,7 @@ class ModelRegistry:
         return self.resolve(parse_version_selector(name, version))
 
     def resolve(self, reference: str | ModelReference) -> ModelVersion:
-        """The version a model URI names, e.g. ``models:/churn/production`` or ``models:/x@champion``."""
+        """The version a model URI names, such as ``models:/churn/production``."""
         parsed = parse_model_uri(reference) if isinstance(reference, str) else reference
         with self._store.read() as connection:
             row = version_row(connection, parsed)
