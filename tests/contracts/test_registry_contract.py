@@ -321,3 +321,32 @@ def test_registry_events_are_recorded(ml: mlops.MLOps) -> None:
     with ml.store.read() as connection:
         kinds = list(connection.execute(sa.select(events.c.kind).order_by(events.c.id)).scalars())
     assert kinds == ["model.version_created", "model.stage_changed", "model.alias_set"]
+
+
+def test_registry_changes_reach_a_webhook(ml: mlops.MLOps) -> None:
+    from http_receiver import Receiver
+
+    from mlops.registry import WebhookDispatcher, webhook_signature
+
+    receiver = Receiver()
+    try:
+        hook = ml.registry.webhooks.add(
+            receiver.url, events=["model.version_created", "model.stage_changed"]
+        )
+        assert hook.secret is not None
+        _register(ml)
+        ml.registry.promote_to_stage("churn", 1, "staging")
+        ml.registry.set_alias("churn", "champion", 1)  # not subscribed
+        with WebhookDispatcher(ml.store, timeout=5) as dispatcher:
+            dispatcher.run_until_idle(max_seconds=10)
+        received = receiver.received()
+        kinds = [r.headers["X-MLOps-Event"] for r in received]
+        assert kinds == ["model.version_created", "model.stage_changed"]
+        for request in received:
+            expected = webhook_signature(hook.secret, request.body)
+            assert request.headers["X-MLOps-Signature"] == expected
+        body = json.loads(received[1].body)
+        assert body["payload"]["to"] == "staging"
+        assert {d.status for d in ml.registry.webhooks.deliveries()} == {"delivered"}
+    finally:
+        receiver.close()

@@ -457,9 +457,8 @@ def history(ctx: typer.Context, name: NameArgument, as_json: JsonOption = False)
 
 def _change_text(transition: Transition) -> Text:
     if transition.kind == "alias":
-        return Text(
-            f"@{transition.name}: {transition.from_value or '—'} → {transition.to_value or 'deleted'}"
-        )
+        before, after = transition.from_value or "—", transition.to_value or "deleted"
+        return Text(f"@{transition.name}: {before} → {after}")
     text = Text.assemble(
         stage_badge(Stage.parse(transition.from_value)),
         " → ",

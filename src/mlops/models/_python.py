@@ -114,6 +114,8 @@ def _copy_artifact(name: str, source: Path, folder: Path) -> str:
         raise InvalidInput(
             f"artifact name {name!r} is invalid; use letters, digits, '.', '_' and '-'"
         )
+    if folder.resolve().is_relative_to(source.resolve()):
+        raise InvalidInput(f"artifact {name!r}: {source} holds the package being written")
     if source.is_dir():
         shutil.copytree(source, folder / "artifacts" / name)
         return f"artifacts/{name}"
