@@ -350,3 +350,14 @@ def test_registry_changes_reach_a_webhook(ml: mlops.MLOps) -> None:
         assert {d.status for d in ml.registry.webhooks.deliveries()} == {"delivered"}
     finally:
         receiver.close()
+
+
+def test_a_damaged_local_copy_is_fetched_again(ml: mlops.MLOps) -> None:
+    model, frame = _model()
+    version = ml.registry.register_model("churn", model, input_example=frame[:5])
+    ml.registry.load_model("models:/churn/1")  # fills the cache
+    cached = ml.settings.home / "cache" / "models" / version.manifest_digest
+    victim = next(p for p in cached.rglob("*") if p.is_file() and p.name != "mlops-model.json")
+    victim.write_bytes(b"corrupted on this machine only")
+    loaded = ml.registry.load_model("models:/churn/1")
+    assert list(loaded.predict(frame[:3])["predictions"]) == list(model.predict(frame[:3]))

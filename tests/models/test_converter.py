@@ -208,7 +208,8 @@ def _bad(row: int, **changes: Any) -> list[dict[str, Any]]:
     ],
 )
 def test_errors_name_the_column_and_problem(payload: Any, message: str) -> None:
-    assert pytest.raises(InvalidInput, SIGNATURE.converter(), payload).match(message)
+    with pytest.raises(InvalidInput, match=message):
+        SIGNATURE.converter()(payload)
 
 
 def test_unknown_category_can_be_allowed() -> None:

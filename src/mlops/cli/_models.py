@@ -83,7 +83,7 @@ def _registry(ctx: typer.Context) -> ModelRegistry:
 
 def model_json(model: RegisteredModel, versions: Sequence[ModelVersion]) -> dict[str, Any]:
     """A model as JSON-ready data, with the semantic versions of its latest and production."""
-    return _plain(model) | {
+    return dataclasses.asdict(model) | {
         "latest_semver": _semver(versions, model.latest_version),
         "production_semver": _semver(versions, model.production_version),
     }
@@ -91,8 +91,8 @@ def model_json(model: RegisteredModel, versions: Sequence[ModelVersion]) -> dict
 
 def version_json(version: ModelVersion, *, trusted: bool | None = None) -> dict[str, Any]:
     """A version as JSON-ready data; ``trusted``: it carries a signature that verifies."""
-    data = _plain(version)
-    del data["signature"]  # the registry keeps the signature to itself; signed_by says who
+    data = dataclasses.asdict(version)
+    del data["signature"]  # never filled in by the registry; signed_by names the key
     return data | {
         "uri": version.uri,
         "datasets": [
@@ -102,11 +102,6 @@ def version_json(version: ModelVersion, *, trusted: bool | None = None) -> dict[
         "signed": version.signed_by is not None,
         "signature_trusted": trusted,
     }
-
-
-def _plain(record: RegisteredModel | ModelVersion | Transition | ApprovalRequest) -> dict[str, Any]:
-    """A registry record's fields as JSON-ready data, named as in the Python API."""
-    return dataclasses.asdict(record)
 
 
 def _policy_json(policy: PromotionPolicy | None) -> dict[str, Any] | None:
@@ -135,7 +130,7 @@ def _describe(version: ModelVersion) -> str:
     return f"'{version.model_name}' version {version.number} ({version.semver})"
 
 
-def stage_badge(stage: Stage) -> Text:
+def _stage_badge(stage: Stage) -> Text:
     return Text(f" {stage.value} ", style=_STAGE_STYLES[stage])
 
 
@@ -176,20 +171,13 @@ def _versions_table(versions: Sequence[ModelVersion], trust: Mapping[int, bool])
         table.add_row(
             str(version.number),
             version.semver,
-            stage_badge(version.stage),
+            _stage_badge(version.stage),
             ", ".join(f"@{alias}" for alias in version.aliases),
             version.flavor,
             *metrics,
             format_time(version.created_at),
             _signed_cell(version, trust.get(version.number, False)),
         )
-    return table
-
-
-def _key_value_table() -> Table:
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
     return table
 
 
@@ -255,7 +243,9 @@ def show_model(ctx: typer.Context, name: NameArgument, as_json: JsonOption = Fal
         }
         print_json(data)
         return
-    attributes = _key_value_table()
+    attributes = Table.grid(padding=(0, 2))
+    attributes.add_column(style="bold")
+    attributes.add_column(overflow="fold")
     for key, value in (
         ("description", model.description or "—"),
         ("owner", model.owner or "—"),
@@ -293,7 +283,7 @@ def list_versions(
         }
         if compare:
             keys = sorted({key for v in versions for key in v.metrics})
-            data["best_metrics"] = {key: best_versions(versions, key, policy) for key in keys}
+            data["best_metrics"] = {key: _best_versions(versions, key, policy) for key in keys}
         print_json(data)
     elif not versions:
         stdout_console().print(f"model '{name}' has no versions")
@@ -303,7 +293,7 @@ def list_versions(
         stdout_console().print(_versions_table(versions, trust))
 
 
-def best_versions(
+def _best_versions(
     versions: Sequence[ModelVersion], metric: str, policy: PromotionPolicy
 ) -> list[int]:
     """Numbers of the versions with the best finite value of ``metric`` (ties all count)."""
@@ -325,13 +315,13 @@ def _compare_table(name: str, versions: Sequence[ModelVersion], policy: Promotio
         table.add_column(
             f"{version.number} ({version.semver})", justify="right", header_style="cyan"
         )
-    table.add_row("stage", *(stage_badge(v.stage) for v in versions))
+    table.add_row("stage", *(_stage_badge(v.stage) for v in versions))
     table.add_row("aliases", *(", ".join(f"@{a}" for a in v.aliases) for v in versions))
     table.add_row("flavor", *(v.flavor for v in versions))
     table.add_row("created", *(format_time(v.created_at) for v in versions))
     table.add_section()
     for key in sorted({key for v in versions for key in v.metrics}):
-        best = set(best_versions(versions, key, policy))
+        best = set(_best_versions(versions, key, policy))
         cells = [
             Text(
                 format_number(v.metrics[key]) if key in v.metrics else "—",
@@ -381,9 +371,9 @@ def _print_transition(version: ModelVersion, before: Stage) -> None:
     stdout_console().print(
         Text.assemble(
             f"{_describe(version)}: ",
-            stage_badge(before),
+            _stage_badge(before),
             " → ",
-            stage_badge(version.stage),
+            _stage_badge(version.stage),
         )
     )
 
@@ -434,7 +424,7 @@ def history(ctx: typer.Context, name: NameArgument, as_json: JsonOption = False)
     """Every stage and alias change of a model, oldest first."""
     transitions = _registry(ctx).history(name)
     if as_json:
-        print_json({"model": name, "history": [_plain(t) for t in transitions]})
+        print_json({"model": name, "history": [dataclasses.asdict(t) for t in transitions]})
         return
     if not transitions:
         stdout_console().print(f"model '{name}' has no stage or alias changes yet")
@@ -460,9 +450,9 @@ def _change_text(transition: Transition) -> Text:
         before, after = transition.from_value or "—", transition.to_value or "deleted"
         return Text(f"@{transition.name}: {before} → {after}")
     text = Text.assemble(
-        stage_badge(Stage.parse(transition.from_value)),
+        _stage_badge(Stage.parse(transition.from_value)),
         " → ",
-        stage_badge(Stage.parse(transition.to_value)),
+        _stage_badge(Stage.parse(transition.to_value)),
     )
     if transition.replaced_version is not None:
         text.append(f" (replaced version {transition.replaced_version})", style="dim")
@@ -511,7 +501,7 @@ def approvals(
     """List approval requests for production (pending ones by default)."""
     found = _registry(ctx).list_approvals(name, status=None if show_all else "pending")
     if as_json:
-        print_json({"approvals": [_plain(request) for request in found]})
+        print_json({"approvals": [dataclasses.asdict(request) for request in found]})
         return
     if not found:
         stdout_console().print(

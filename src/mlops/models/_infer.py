@@ -20,7 +20,13 @@ from mlops.models._signature import (
     TensorSpec,
 )
 
-__all__ = ["describe_output", "example_to_json", "infer_signature", "is_null"]
+__all__ = [
+    "describe_output",
+    "example_to_json",
+    "infer_signature",
+    "is_null",
+    "without_categories",
+]
 
 
 def infer_signature(
@@ -41,6 +47,15 @@ def infer_signature(
     if reference_data is not None and inputs:
         inputs = _apply_reference(inputs, reference_data)
     return Signature(inputs, outputs, input_tensor, output_tensor)
+
+
+def without_categories(signature: Signature) -> Signature:
+    """``signature`` with no category lists on its inputs (any string accepted)."""
+    inputs = tuple(
+        ColumnSpec(c.name, c.type, c.required) if c.categories is not None else c
+        for c in signature.inputs
+    )
+    return Signature(inputs, signature.outputs, signature.input_tensor, signature.output_tensor)
 
 
 def describe_output(output: Any) -> tuple[tuple[ColumnSpec, ...], TensorSpec | None]:

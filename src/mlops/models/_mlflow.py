@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops.errors import InvalidInput, MissingDependency, NotFound
-from mlops.models._infer import example_to_json, infer_signature
+from mlops.models._infer import example_to_json, infer_signature, without_categories
 from mlops.models._json import canonical_json, jsonable, require
 from mlops.models._manifest import INPUT_EXAMPLE_FILE, ModelManifest
 from mlops.models._package import write_package
@@ -68,7 +68,7 @@ def import_mlflow_model(src: str | os.PathLike[str], dst: str | os.PathLike[str]
     signature = _signature(mlmodel.get("signature"), source)
     example = _input_example(source, mlmodel.get("saved_input_example_info"))
     if signature is None and example is not None:
-        signature = infer_signature(example)
+        signature = without_categories(infer_signature(example))
     metadata: dict[str, Any] = dict(mlmodel.get("metadata") or {})
     metadata["mlflow"] = {key: str(mlmodel[key]) for key in _PROVENANCE if mlmodel.get(key)}
     environment = _environment(source, flavors.get("python_function") or {})

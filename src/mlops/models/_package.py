@@ -15,7 +15,12 @@ from typing import Any
 from mlops.errors import InvalidInput, MLOpsError, NotFound
 from mlops.models._environment import capture_environment
 from mlops.models._flavor import Flavor, SaveContext, flavor_for, get_flavor
-from mlops.models._infer import describe_output, example_to_json, infer_signature
+from mlops.models._infer import (
+    describe_output,
+    example_to_json,
+    infer_signature,
+    without_categories,
+)
 from mlops.models._json import canonical_json, jsonable, require
 from mlops.models._manifest import (
     INPUT_EXAMPLE_FILE,
@@ -26,6 +31,7 @@ from mlops.models._manifest import (
     read_manifest,
     verify_package,
 )
+from mlops.models._payload import untyped_input
 from mlops.models._profile import build_reference_profile
 from mlops.models._signature import Signature
 
@@ -52,8 +58,9 @@ def save_model(
     temporary folder and renamed into place, so a failure leaves nothing behind. The
     flavor is detected from the object unless given. With ``input_example``, the
     signature is inferred (unless given) and the saved model is loaded back and run on
-    the example before the package lands. ``reference_data`` adds a reference profile
-    and refines the inferred categories. ``artifacts`` (python flavor only) maps names
+    the example before the package lands. ``reference_data`` (the training data) adds a
+    reference profile and is where string columns' categories come from: without it
+    they accept any string. ``artifacts`` (python flavor only) maps names
     to extra files or folders handed to ``PythonModel.load``.
     """
     target = Path(path)
@@ -64,6 +71,9 @@ def save_model(
     input_signature = signature
     if input_signature is None and input_example is not None:
         input_signature = infer_signature(input_example, reference_data=reference_data)
+        if reference_data is None:
+            # A few example rows do not tell a column's full set of categories.
+            input_signature = without_categories(input_signature)
     model_input = None
     if input_example is not None and input_signature is not None:
         model_input = input_signature.converter("allow")(input_example)
@@ -204,9 +214,15 @@ class LoadedModel:
         """Validate and convert ``data`` with the signature, then predict.
 
         Returns ``{"predictions": ..., "probabilities": ...}`` (the latter when the model
-        gives them). Without a signature, ``data`` goes to the model as is.
+        gives them). Without a signature, recognized payloads become a DataFrame or an
+        array unchecked (python models get ``data`` as is).
         """
-        model_input = data if self._convert is None else self._convert(data)
+        if self._convert is not None:
+            model_input = self._convert(data)
+        elif self.flavor.name == "python":
+            model_input = data
+        else:
+            model_input = untyped_input(data)
         return self.flavor.predict(self.native, model_input)
 
     def predict_raw(self, model_input: Any) -> dict[str, Any]:

@@ -10,7 +10,15 @@ import numpy as np
 
 from mlops.errors import InvalidInput
 
-__all__ = ["ACCEPTED_SHAPES", "MISSING", "Payload", "is_dataframe", "parse_payload", "to_columns"]
+__all__ = [
+    "ACCEPTED_SHAPES",
+    "MISSING",
+    "Payload",
+    "is_dataframe",
+    "parse_payload",
+    "to_columns",
+    "untyped_input",
+]
 
 ACCEPTED_SHAPES = (
     'records [{"col": value, ...}, ...], {"columns": [...], "data": [[...], ...]}, '
@@ -195,3 +203,25 @@ class _Missing:
 
 #: The value ``to_columns`` puts where a record lacks a column.
 MISSING = _Missing()
+
+
+def untyped_input(data: Any) -> Any:
+    """A payload as a DataFrame (named columns) or an array, without a signature to check.
+
+    Anything that is not a recognized payload is returned as is.
+    """
+    try:
+        payload = parse_payload(data)
+    except InvalidInput:
+        return data
+    if payload.kind == "frame":
+        return payload.frame
+    if payload.kind == "array" or (payload.kind == "split" and payload.names is None):
+        return payload.array if payload.array is not None else np.asarray(payload.rows)
+    import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+
+    if payload.kind == "records":
+        return pd.DataFrame([dict(row) for row in payload.rows or []])
+    if payload.kind == "split":
+        return pd.DataFrame(payload.rows, columns=payload.names)
+    return pd.DataFrame(payload.columns)

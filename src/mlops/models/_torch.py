@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,15 @@ from mlops.models._json import require
 from mlops.models._manifest import ModelManifest, package_file
 
 __all__ = ["TorchFlavor"]
+
+
+@contextlib.contextmanager
+def _quiet_jit() -> Iterator[None]:
+    # TorchScript is deprecated upstream in favour of torch.export, yet it is the format
+    # that loads without the model's source code; keep its warnings out of users' logs.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit", category=DeprecationWarning)
+        yield
 
 
 class TorchFlavor:
@@ -30,11 +42,12 @@ class TorchFlavor:
 
     def save(self, obj: Any, folder: Path, context: SaveContext) -> list[str]:
         torch = require("torch", self.extra, "Saving a torch model")
-        if isinstance(obj, torch.jit.ScriptModule):
-            compiled, method = obj, "script"
-        else:
-            compiled, method = self._compile(torch, obj, context.model_input)
-        torch.jit.save(compiled, str(folder / self._FILE))
+        with _quiet_jit():
+            if isinstance(obj, torch.jit.ScriptModule):
+                compiled, method = obj, "script"
+            else:
+                compiled, method = self._compile(torch, obj, context.model_input)
+            torch.jit.save(compiled, str(folder / self._FILE))
         context.options.update(
             method=method, model_file=self._FILE, torch_version=torch.__version__
         )
@@ -60,7 +73,8 @@ class TorchFlavor:
     def load(self, folder: Path, manifest: ModelManifest) -> Any:
         torch = require("torch", self.extra, "Loading a torch model")
         path = package_file(folder, manifest, manifest.flavor_options.get("model_file", self._FILE))
-        module = torch.jit.load(str(path), map_location="cpu")
+        with _quiet_jit():
+            module = torch.jit.load(str(path), map_location="cpu")
         module.eval()
         return module
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from mlops.registry._rows import (
     version_row,
 )
 from mlops.registry._stages import StageManager
-from mlops.registry._webhooks import WebhookManager
+from mlops.registry._webhooks import WebhookDispatcher, WebhookManager
 from mlops.store import Store
 from mlops.store._schema import model_tags, model_versions, registered_models, runs, trusted_keys
 from mlops.tracking import Dataset
@@ -276,17 +277,29 @@ class ModelRegistry:
         )
         with self._store.read() as connection:
             row = version_row(connection, parsed)
-        folder = download_package(
-            self._artifacts, row.artifact_prefix, self._cache, row.manifest_digest
-        )
+        try:
+            folder = self._verified_copy(row.artifact_prefix, row.manifest_digest, str(parsed))
+        except IntegrityError:
+            # The local copy may be what was damaged: drop it and fetch the store's once more.
+            shutil.rmtree(self._cache / row.manifest_digest, ignore_errors=True)
+            folder = self._verified_copy(row.artifact_prefix, row.manifest_digest, str(parsed))
+        return load_model(folder, verify=False)  # _verified_copy just checked every file
+
+    def _verified_copy(self, prefix: str, digest: str, label: str) -> Path:
+        folder = download_package(self._artifacts, prefix, self._cache, digest)
         manifest = verify_package(folder)
-        if manifest.digest != row.manifest_digest:
+        if manifest.digest != digest:
             raise IntegrityError(
-                f"the manifest of {parsed} does not match the digest recorded at registration "
-                f"({manifest.digest[:12]}… vs {row.manifest_digest[:12]}…); the stored package "
-                "was changed. Re-register the model from a trusted source"
+                f"the manifest of {label} does not match the digest recorded at registration "
+                f"({manifest.digest[:12]}… vs {digest[:12]}…); the stored package was changed. "
+                "Re-register the model from a trusted source"
             )
-        return load_model(folder, verify=False)  # verify_package just checked every file
+        return folder
+
+    def dispatch_webhooks(self, *, max_seconds: float = 10.0) -> int:
+        """Deliver pending webhook events now (a server runs this in the background)."""
+        with WebhookDispatcher(self._store) as dispatcher:
+            return dispatcher.run_until_idle(max_seconds=max_seconds)
 
     # -- stages, aliases, policies, approvals -------------------------------------------
 
@@ -355,7 +368,11 @@ class ModelRegistry:
     def list_approvals(
         self, name: str | None = None, *, status: ApprovalStatus | str | None = "pending"
     ) -> list[ApprovalRequest]:
-        wanted = None if status is None else ApprovalStatus(str(status).lower())
+        try:
+            wanted = None if status is None else ApprovalStatus(str(status).lower())
+        except ValueError:
+            allowed = ", ".join(s.value for s in ApprovalStatus)
+            raise InvalidInput(f"approval status {status!r} is not one of {allowed}") from None
         return self._stages.list_approvals(name, wanted)
 
     def approve(

@@ -91,7 +91,7 @@ def version_row(connection: Connection, reference: ModelReference) -> Row[Any]:
         what = (
             f"alias {reference.alias!r}"
             if reference.alias is not None
-            else f"a {reference.stage.value} version"
+            else f"version in {reference.stage.value}"
             if reference.stage is not None
             else f"version {reference.semver or reference.number}"
         )

@@ -426,7 +426,11 @@ class StageManager:
                 )
             if request.status != ApprovalStatus.PENDING.value:
                 raise Conflict(f"approval request {request_id} is already {request.status}")
-            if approve and actor is not None and actor == request.requested_by:
+            if approve and actor is None:
+                raise PermissionDenied(
+                    "approving needs an identity; set MLOPS_USER or pass actor=..."
+                )
+            if approve and actor == request.requested_by:
                 raise PermissionDenied(
                     f"{actor!r} requested approval {request_id} and cannot approve it; "
                     "a second identity must approve production transitions"
