@@ -325,7 +325,6 @@ def test_registry_events_are_recorded(ml: mlops.MLOps) -> None:
 
 def test_registry_changes_reach_a_webhook(ml: mlops.MLOps) -> None:
     from http_receiver import Receiver
-
     from mlops.registry import WebhookDispatcher, webhook_signature
 
     receiver = Receiver()

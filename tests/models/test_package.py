@@ -258,6 +258,25 @@ def test_missing_framework_names_the_extra(
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize(
+    ("flavor", "module"),
+    [
+        ("sklearn", "sklearn"),
+        ("xgboost", "xgboost"),
+        ("lightgbm", "lightgbm"),
+        ("onnx", "onnxruntime"),
+        ("torch", "torch"),
+    ],
+)
+def test_every_flavor_names_its_extra(
+    flavor: str, module: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(MissingDependency, match=rf"pip install 'mlops\[{flavor}\]'"):
+        save_model(object(), tmp_path / "m", flavor=flavor)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_skops_falls_back_to_pickle(
     numeric_data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -18,7 +18,13 @@ from sqlalchemy.engine import Connection
 from mlops.artifacts import ArtifactStore
 from mlops.errors import AlreadyExists, Conflict, InvalidInput
 from mlops.governance import key_fingerprint, load_private_key, sign_digest
-from mlops.models import ModelManifest, import_mlflow_model, save_model, verify_package
+from mlops.models import (
+    MANIFEST_FILE,
+    ModelManifest,
+    import_mlflow_model,
+    save_model,
+    verify_package,
+)
 from mlops.registry._entities import ModelReference, Stage, parse_semver
 from mlops.registry._rows import check_model_name, version_row
 from mlops.registry._webhooks import record_event
@@ -33,8 +39,6 @@ from mlops.store._schema import (
 )
 from mlops.tracking import Dataset
 from mlops.tracking._validation import check_run_id, now_ms
-
-MANIFEST_FILE = "mlops-model.json"
 
 
 def check_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
