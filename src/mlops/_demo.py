@@ -1,8 +1,10 @@
-"""An end-to-end tracking demo: a seeded synthetic churn dataset and a small NumPy sweep.
+"""An end-to-end demo: a seeded synthetic churn dataset, a small NumPy sweep, the registry.
 
 Logistic regression trained by full-batch gradient descent for a grid of learning rates
 and L2 strengths; each setting is a child run of one "sweep" run, with params, per-epoch
-losses, final validation scores, the learned weights and a JSON report.
+losses, final validation scores, the learned weights and a JSON report. The best run's
+model is then registered (with lineage to its run and datasets), promoted through staging
+to production under a promotion policy, and loaded back by its URI to predict.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ from rich.progress import (
 )
 
 from mlops._client import MLOps
+from mlops.models import PythonModel
+from mlops.registry import ModelVersion, PromotionPolicy
 from mlops.tracking import ActiveRun, Run, dataset_from_data
 
-__all__ = ["DEMO_EXPERIMENT", "MAX_DEMO_RUNS", "DemoResult", "run_demo"]
+__all__ = ["DEMO_EXPERIMENT", "DEMO_MODEL", "MAX_DEMO_RUNS", "ChurnLogit", "DemoResult", "run_demo"]
 
 DEMO_EXPERIMENT = "demo-churn"
+DEMO_MODEL = "churn-demo"
 _LEARNING_RATES = (0.03, 0.1, 0.3, 1.0)
 _L2_STRENGTHS = (0.0, 0.01, 0.1)
 MAX_DEMO_RUNS = len(_LEARNING_RATES) * len(_L2_STRENGTHS)
@@ -59,6 +64,24 @@ class DemoResult:
     experiment_name: str
     sweep_run_id: str
     ranked_runs: list[Run]
+    model_version: ModelVersion
+    sample_predictions: list[int]
+
+
+class ChurnLogit(PythonModel):
+    """The demo's model as a registry package: weights and bias of a logistic regression."""
+
+    def __init__(self, weights: Array, bias: float) -> None:
+        self.weights = weights
+        self.bias = bias
+
+    def predict(self, inputs: Any) -> Any:
+        features = np.asarray(inputs, dtype=np.float64)
+        probability = _sigmoid(features @ self.weights + self.bias)
+        return {
+            "predictions": (probability >= 0.5).astype(int).tolist(),
+            "probabilities": probability.tolist(),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +141,41 @@ def run_demo(ml: MLOps, console: Console, *, runs: int = 6) -> DemoResult:
         f"attributes.parent_run_id = '{sweep.id}'",
         order_by=["metrics.val_f1 DESC", "metrics.val_loss ASC"],
     )
-    return DemoResult(experiment.name, sweep.id, list(ranked))
+    version, predictions = _register_best(ml, console, ranked[0], split)
+    return DemoResult(experiment.name, sweep.id, list(ranked), version, predictions)
+
+
+def _register_best(
+    ml: MLOps, console: Console, best: Run, split: _Split
+) -> tuple[ModelVersion, list[int]]:
+    """Register the best run's weights, promote them to production, load them back."""
+    with tempfile.TemporaryDirectory(prefix="mlops-demo-") as scratch:
+        weights_file = ml.tracking.download_artifacts(best.id, "model/weights.npz", scratch)
+        with np.load(weights_file) as saved:
+            model = ChurnLogit(saved["weights"], float(saved["bias"]))
+    registry = ml.registry
+    version = registry.register_model(
+        DEMO_MODEL,
+        model,
+        metrics={"f1": best.metrics["val_f1"], "accuracy": best.metrics["val_accuracy"]},
+        metadata={"features": list(_FEATURES), "trained_by": "mlops demo"},
+        input_example=split.x_val[:5],
+        reference_data=split.x_train,
+        run=best.id,
+        description=f"logistic regression from run {best.name}",
+    )
+    registry.set_policy(DEMO_MODEL, PromotionPolicy(thresholds={"f1": 0.5}))
+    registry.promote_to_stage(DEMO_MODEL, version.number, "staging", reason="demo sweep winner")
+    registry.promote_to_stage(
+        DEMO_MODEL, version.number, "production", reason="passed the f1 ≥ 0.5 policy"
+    )
+    loaded = registry.load_model(f"models:/{DEMO_MODEL}/production")
+    predictions = [int(p) for p in loaded.predict(split.x_val[:5].tolist())["predictions"]]
+    console.print(
+        f"registered {version.uri} (version {version.number}), promoted to "
+        f"production; models:/{DEMO_MODEL}/production predicts {predictions} for 5 customers"
+    )
+    return registry.get_version(DEMO_MODEL, version.number), predictions
 
 
 def _make_dataset(rng: np.random.Generator) -> tuple[Array, Array]:

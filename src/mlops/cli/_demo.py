@@ -56,6 +56,8 @@ def demo(
             *("-f", "metrics.val_f1 > 0.7", "-o", "metrics.val_f1 DESC"),
         ],
         [*prefix, "runs", "show", best.id[:8]],
+        [*prefix, "models", "show", result.model_version.model_name],
+        [*prefix, "models", "history", result.model_version.model_name],
     ]
     if len(top) > 1:
         suggestions.append([*prefix, "runs", "compare", *(run.id[:8] for run in top)])
