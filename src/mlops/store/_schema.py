@@ -315,3 +315,86 @@ webhook_deliveries = Table(
     UniqueConstraint("event_id", "webhook_id"),
     Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
 )
+
+# -- serving and deployments --------------------------------------------------------------
+
+# An endpoint's routing table is one JSON document; ``revision`` grows with every change,
+# so serving replicas poll one small row to learn that they must reload it.
+serving_endpoints = Table(
+    "serving_endpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(KEY_LENGTH), nullable=False, unique=True),
+    Column("model_name", String(KEY_LENGTH), nullable=False),
+    Column("routes", Text, nullable=False),
+    Column("revision", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint_id", ForeignKey("serving_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("model_name", String(KEY_LENGTH), nullable=False),
+    Column("stable_version", Integer, nullable=True),
+    Column("candidate_version", Integer, nullable=False),
+    Column("strategy", String(32), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("step", Integer, nullable=False, server_default="0"),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("step_started_at", BigInteger, nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("created_by", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_deployments_endpoint_state", "endpoint_id", "state"),
+)
+
+deployment_events = Table(
+    "deployment_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("deployment_id", ForeignKey("deployments.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("from_state", String(16), nullable=True),
+    Column("to_state", String(16), nullable=True),
+    Column("step", Integer, nullable=True),
+    Column("detail", Text, nullable=True),
+    Column("actor", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_deployment_events_deployment", "deployment_id", "id"),
+)
+
+# Append-only; written in batches off the request path, read as columnar windows.
+prediction_log = Table(
+    "prediction_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("endpoint", String(KEY_LENGTH), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("route", String(32), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("latency_ms", Float(precision=53), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("inputs", Text, nullable=True),
+    Column("outputs", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_prediction_log_endpoint_ts", "endpoint", "ts"),
+    Index("ix_prediction_log_request", "request_id"),
+)
+
+prediction_feedback = Table(
+    "prediction_feedback",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("request_id", String(64), nullable=False),
+    Column("endpoint", String(KEY_LENGTH), nullable=False),
+    Column("actual", Text, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Index("ix_prediction_feedback_request", "request_id"),
+    Index("ix_prediction_feedback_endpoint_ts", "endpoint", "ts"),
+)
