@@ -1,0 +1,1 @@
+"""Serving gateway: endpoints, routing, protocols, micro-batching, prediction log."""
