@@ -7,6 +7,7 @@ from types import TracebackType
 
 from mlops.artifacts import ArtifactStore, open_artifact_store
 from mlops.config import Settings
+from mlops.deployment import DeploymentManager
 from mlops.errors import InvalidInput, StorageError
 from mlops.registry import ModelRegistry
 from mlops.store import Store, current_revision, head_revision, require_known_revision, upgrade
@@ -26,6 +27,7 @@ class MLOps:
         self.registry = ModelRegistry(
             store, artifacts, cache_dir=settings.home / "cache" / "models", actor=settings.user
         )
+        self.deployments = DeploymentManager(store, self.registry, actor=settings.user)
 
     def __repr__(self) -> str:
         return f"<MLOps database={self.store.display_url} artifacts={self.artifacts.root}>"

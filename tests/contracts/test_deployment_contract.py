@@ -1,0 +1,335 @@
+"""Deployments and their strategies on every metadata backend, driven by a fake clock.
+
+Traffic is written straight into the prediction log (as the serving gateway would), so
+these tests judge the controller's decisions; tests/serving runs them through a server.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import numpy as np
+import pytest
+
+import mlops
+from mlops.deployment import (
+    ABTest,
+    Analysis,
+    BlueGreen,
+    Canary,
+    DeploymentManager,
+    DeploymentState,
+    Shadow,
+    check_strategy,
+)
+from mlops.errors import Conflict, InvalidInput, NotFound
+from mlops.registry import Stage
+from mlops.serving._routes import RouteTable, Router
+from mlops.store._schema import prediction_feedback, prediction_log
+
+sklearn = pytest.importorskip("sklearn")
+pd = pytest.importorskip("pandas")
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _register(ml: mlops.MLOps, columns: tuple[str, ...] = ("a", "b")) -> int:
+    rng = np.random.default_rng(len(ml.registry.list_models()))
+    frame = pd.DataFrame(rng.normal(size=(60, len(columns))), columns=list(columns))
+    model = LogisticRegression().fit(frame, (frame.iloc[:, 0] > 0).astype(int))
+    return ml.registry.register_model("churn", model, input_example=frame[:3]).number
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def manager(ml: mlops.MLOps, clock: Clock) -> DeploymentManager:
+    return DeploymentManager(ml.store, ml.registry, actor="tester", clock=clock)
+
+
+def _traffic(
+    ml: mlops.MLOps,
+    clock: Clock,
+    version: int,
+    count: int,
+    *,
+    errors: int = 0,
+    latency: float = 2.0,
+    route: str = "stable",
+    actual: Any = None,
+    prediction: Any = 1,
+) -> None:
+    rows, feedback = [], []
+    for index in range(count):
+        request_id = uuid.uuid4().hex
+        rows.append(
+            {
+                "request_id": request_id,
+                "endpoint": "churn",
+                "version": version,
+                "route": route,
+                "ts": int(clock() * 1000),
+                "latency_ms": latency,
+                "status": 500 if index < errors else 200,
+                "outputs": json.dumps({"predictions": [prediction]}),
+            }
+        )
+        if actual is not None:
+            value = actual(index) if callable(actual) else actual
+            feedback.append(
+                {
+                    "request_id": request_id,
+                    "endpoint": "churn",
+                    "actual": json.dumps(value),
+                    "ts": int(clock() * 1000),
+                }
+            )
+    with ml.store.write() as connection:
+        connection.execute(prediction_log.insert(), rows)
+        if feedback:
+            connection.execute(prediction_feedback.insert(), feedback)
+
+
+def test_first_deployment_goes_straight_to_production(
+    ml: mlops.MLOps, manager: DeploymentManager
+) -> None:
+    _register(ml)
+    deployment = manager.deploy("churn", "churn", 1)
+    assert deployment.state is DeploymentState.SUCCEEDED
+    assert deployment.routes == RouteTable.single("churn", 1)
+    assert ml.registry.get_version("churn", 1).stage is Stage.PRODUCTION
+    assert [e.kind for e in manager.history("churn")] == ["created", "succeeded", "registry"]
+
+
+def test_a_good_canary_is_promoted_step_by_step(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    _register(ml)
+    _register(ml)
+    manager.deploy("churn", "churn", 1)
+    gate = Analysis(min_requests=10)
+    deployment = manager.deploy(
+        "churn",
+        "churn",
+        2,
+        strategy=Canary(steps_percent=(10, 50, 100), interval_seconds="1m", gate=gate),
+    )
+    assert deployment.state is DeploymentState.PROGRESSING
+    assert [(r.version, r.weight) for r in deployment.routes.routes] == [(1, 0.9), (2, 0.1)]
+    clock.tick(30)
+    assert manager.advance() == []  # the step's interval has not passed
+    for expected_step in (1, 2):
+        _traffic(ml, clock, 1, 40)
+        _traffic(ml, clock, 2, 20, route="canary")
+        clock.tick(31)
+        (moved,) = manager.advance()
+        assert moved.step == expected_step
+        clock.tick(29)
+    assert [(r.version, r.weight) for r in manager.status("churn").routes.routes] == [(2, 1.0)]
+    _traffic(ml, clock, 2, 20, route="canary")
+    clock.tick(61)
+    (done,) = manager.advance()
+    assert done.state is DeploymentState.SUCCEEDED
+    assert done.routes.routes == RouteTable.single("churn", 2).routes
+    assert ml.registry.get_version("churn", 2).stage is Stage.PRODUCTION
+    assert ml.registry.get_version("churn", 1).stage is Stage.ARCHIVED
+    kinds = [e.kind for e in manager.history(done.id)]
+    assert kinds == ["created", "step", "step", "succeeded", "registry"]
+    assert manager.history(done.id)[1].detail["analysis"]["verdict"] == "pass"
+
+
+def test_a_bad_canary_is_rolled_back(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    _register(ml)
+    _register(ml)
+    manager.deploy("churn", "churn", 1)
+    deployment = manager.deploy(
+        "churn", "churn", 2, strategy=Canary(interval_seconds=10, gate=Analysis(min_requests=10))
+    )
+    _traffic(ml, clock, 1, 100, errors=1)
+    _traffic(ml, clock, 2, 20, errors=8, route="canary")
+    clock.tick(11)
+    (moved,) = manager.advance()
+    assert moved.state is DeploymentState.ROLLED_BACK
+    assert moved.routes == RouteTable.single("churn", 1)
+    assert "error rate 40.00% is above the limit 5.00%" in moved.reason
+    assert ml.registry.get_version("churn", 1).stage is Stage.PRODUCTION
+    assert ml.registry.get_version("churn", 2).stage is Stage.NONE
+    assert deployment.id == moved.id
+
+
+def test_too_little_traffic_holds_the_step(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    _register(ml)
+    _register(ml)
+    manager.deploy("churn", "churn", 1)
+    manager.deploy(
+        "churn", "churn", 2, strategy=Canary(interval_seconds=10, gate=Analysis(min_requests=50))
+    )
+    _traffic(ml, clock, 2, 5, route="canary")
+    clock.tick(11)
+    manager.advance()
+    held = manager.status("churn")
+    assert (held.state, held.step) == (DeploymentState.PROGRESSING, 0)
+    assert manager.history(held.id)[-1].detail["analysis"]["verdict"] == "inconclusive"
+    clock.tick(5)
+    assert manager.advance() == []  # the next check waits a full interval
+    _traffic(ml, clock, 2, 60, route="canary")
+    clock.tick(6)
+    assert manager.advance()[0].step == 1  # the traffic of the whole step counts
+
+
+def test_metric_from_feedback_gates_the_canary(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    _register(ml)
+    _register(ml)
+    manager.deploy("churn", "churn", 1)
+    gate = Analysis(
+        min_requests=10, metric="accuracy", min_feedback=10, max_metric_degradation=0.05
+    )
+    manager.deploy("churn", "churn", 2, strategy=Canary(interval_seconds=10, gate=gate))
+    _traffic(ml, clock, 1, 40, actual=1)  # stable always right
+    _traffic(ml, clock, 2, 40, route="canary", actual=lambda i: i % 2)  # canary right half the time
+    clock.tick(11)
+    (moved,) = manager.advance()
+    assert moved.state is DeploymentState.ROLLED_BACK
+    assert "accuracy 0.5000 is worse than stable's 1.0000" in moved.reason
+
+
+def test_conflicts_and_incompatible_signatures(ml: mlops.MLOps, manager: DeploymentManager) -> None:
+    _register(ml)
+    _register(ml)
+    _register(ml, columns=("a", "c"))
+    manager.deploy("churn", "churn", 1)
+    manager.deploy("churn", "churn", 2, strategy=Canary())
+    with pytest.raises(Conflict, match="already rolling out"):
+        manager.deploy("churn", "churn", 2, strategy=Canary())
+    manager.abort("churn")
+    with pytest.raises(Conflict, match="missing input 'b'"):
+        manager.deploy("churn", "churn", 3, strategy=Canary())
+    with pytest.raises(Conflict, match="already serves version 1"):
+        manager.deploy("churn", "churn", 1)
+    with pytest.raises(NotFound):
+        manager.deploy("churn", "churn", 9)
+    with pytest.raises(NotFound):
+        manager.status("nope")
+    with pytest.raises(InvalidInput):
+        Canary(steps_percent=(50, 20, 100))
+    with pytest.raises(InvalidInput, match="rolling"):
+        from mlops.deployment import strategy_from_params
+
+        strategy_from_params("rolling", {})
+
+
+def test_blue_green_previews_then_switches(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    _register(ml)
+    _register(ml)
+    manager.deploy("churn", "churn", 1)
+    deployment = manager.deploy("churn", "churn", 2, strategy=BlueGreen(preview_seconds=30))
+    assert deployment.routes.preview_version == 2
+    assert [r.version for r in deployment.routes.routes] == [1]
+    clock.tick(31)
+    manager.advance()  # preview passed → green takes 100%
+    clock.tick(1)
+    manager.advance()
+    done = manager.status(deployment.id)
+    assert done.state is DeploymentState.SUCCEEDED
+    assert [(r.version, r.role) for r in done.routes.routes] == [(2, "stable")]
+    assert done.routes.extra["previous"] == 1
+    rolled = manager.rollback("churn")
+    assert rolled.state is DeploymentState.ROLLED_BACK
+    assert rolled.routes == RouteTable.single("churn", 1)
+    assert ml.registry.get_version("churn", 1).stage is Stage.PRODUCTION
+
+
+def test_shadow_waits_for_a_decision(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    _register(ml)
+    _register(ml)
+    manager.deploy("churn", "churn", 1)
+    deployment = manager.deploy("churn", "churn", 2, strategy=Shadow(share=0.5))
+    assert (deployment.routes.shadow_version, deployment.routes.shadow_share) == (2, 0.5)
+    clock.tick(10_000)
+    assert manager.advance() == []
+    paused = manager.pause(deployment.id)
+    assert paused.state is DeploymentState.PAUSED
+    assert manager.resume(deployment.id).state is DeploymentState.PROGRESSING
+    promoted = manager.promote(deployment.id)
+    assert promoted.routes.routes == RouteTable.single("churn", 2).routes
+    assert promoted.routes.shadow_version is None
+    with pytest.raises(Conflict, match="cannot change"):
+        manager.abort(deployment.id)
+
+
+def test_ab_test_with_sticky_arms_and_a_winner(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    _register(ml)
+    _register(ml)
+    manager.deploy("churn", "churn", 1)
+    strategy = ABTest(
+        sticky_header="x-user-id",
+        auto_promote=True,
+        check_seconds=60,
+        minimum_detectable_effect=0.2,
+    )
+    deployment = manager.deploy("churn", "churn", 2, strategy=strategy)
+    router = Router(deployment.routes)
+    picks = {key: router.pick(key).label for key in (f"user-{i}" for i in range(200))}
+    assert all(router.pick(key).label == arm for key, arm in picks.items())  # sticky
+    assert 60 < list(picks.values()).count("treatment") < 140
+    rng = np.random.default_rng(3)
+    _traffic(ml, clock, 1, 300, route="control", actual=lambda i: int(rng.random() < 0.3))
+    _traffic(ml, clock, 2, 300, route="treatment", actual=lambda i: int(rng.random() < 0.6))
+    clock.tick(61)
+    (done,) = manager.advance()
+    assert done.state is DeploymentState.SUCCEEDED
+    verdict = manager.history(done.id)[-2].detail["ab"]
+    assert verdict["decision"] == "winner_b"
+    assert verdict["method"] == "msprt-proportions"
+    assert ml.registry.get_version("churn", 2).stage is Stage.PRODUCTION
+
+
+def test_ab_test_keeps_running_without_a_difference(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    _register(ml)
+    _register(ml)
+    manager.deploy("churn", "churn", 1)
+    manager.deploy("churn", "churn", 2, strategy=ABTest(auto_promote=True, check_seconds=60))
+    _traffic(ml, clock, 1, 50, route="control", actual=lambda i: i % 2)
+    _traffic(ml, clock, 2, 50, route="treatment", actual=lambda i: i % 2)
+    clock.tick(61)
+    manager.advance()
+    assert manager.status("churn").state is DeploymentState.PROGRESSING
+    assert manager.history("churn")[-1].detail["decision"] == "keep_running"
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [Canary(), BlueGreen(gate=Analysis()), ABTest(), Shadow(share=0.3)],
+    ids=lambda s: s.name,
+)
+def test_every_strategy_keeps_the_contract(strategy: Any) -> None:
+    check_strategy(strategy)
