@@ -23,10 +23,11 @@ from mlops.deployment import (
     DeploymentState,
     Shadow,
     check_strategy,
+    strategy_from_params,
 )
 from mlops.errors import Conflict, InvalidInput, NotFound
 from mlops.registry import Stage
-from mlops.serving._routes import RouteTable, Router
+from mlops.serving._routes import Router, RouteTable
 from mlops.store._schema import prediction_feedback, prediction_log
 
 sklearn = pytest.importorskip("sklearn")
@@ -234,8 +235,6 @@ def test_conflicts_and_incompatible_signatures(ml: mlops.MLOps, manager: Deploym
     with pytest.raises(InvalidInput):
         Canary(steps_percent=(50, 20, 100))
     with pytest.raises(InvalidInput, match="rolling"):
-        from mlops.deployment import strategy_from_params
-
         strategy_from_params("rolling", {})
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -113,12 +113,9 @@ def _proportions(
 ) -> tuple[int, int, float, float, float]:
     """Validate counts; return n_a, n_b, effect, pooled (null) variance, Wald variance."""
     n_a, n_b = _count("n_a", n_a), _count("n_b", n_b)
-    for name, successes, n_name, n in (
-        ("successes_a", successes_a, "n_a", n_a),
-        ("successes_b", successes_b, "n_b", n_b),
-    ):
-        if _count(name, successes, minimum=0) > n:
-            raise InvalidInput(f"{name} ({successes}) exceeds {n_name} ({n}); count among trials")
+    for arm, successes, n in (("a", successes_a, n_a), ("b", successes_b, n_b)):
+        if _count(f"successes_{arm}", successes, minimum=0) > n:
+            raise InvalidInput(f"successes_{arm} ({successes}) exceeds its trials n_{arm} ({n})")
     rate_a, rate_b = successes_a / n_a, successes_b / n_b
     pooled = (successes_a + successes_b) / (n_a + n_b)
     null_variance = pooled * (1.0 - pooled) * (1.0 / n_a + 1.0 / n_b)
@@ -197,10 +194,8 @@ def _sample(name: str, values: ArrayLike) -> NDArray[np.float64]:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidInput(f"{name} must be a sequence of numbers") from None
-    if array.ndim != 1 or array.size < 2:
-        raise InvalidInput(f"{name} must be a 1-D sample of 2 or more values, not {array.shape}")
-    if not np.isfinite(array).all():
-        raise InvalidInput(f"{name} contains NaN or infinite values; drop them first")
+    if array.ndim != 1 or array.size < 2 or not np.isfinite(array).all():
+        raise InvalidInput(f"{name} must be a 1-D sample of 2 or more finite values (drop NaNs)")
     return array
 
 
@@ -272,27 +267,19 @@ def required_sample_size_means(
 
 
 # Mixture SPRT (Johari, Koomen, Pekelis & Walsh 2017, "Peeking at A/B tests"). At a look,
-# let D be the estimated difference B - A, V its variance and theta0 the null difference.
-# Mixing the likelihood ratio of N(theta, V) against N(theta0, V) over theta ~
-# N(theta0, tau²) gives
-#
+# D is the estimated difference B - A, V its variance, theta0 the null difference. Mixing
+# the likelihood ratio of N(theta, V) to N(theta0, V) over theta ~ N(theta0, tau²) gives
 #     Lambda = sqrt(V / (V + tau²)) · exp(tau² · (D - theta0)² / (2 · V · (V + tau²)))
-#
-# (with n samples of variance sigma² per arm, V = 2·sigma²/n: the paper's formula). Lambda
-# is a non-negative martingale under the null, so by Ville's inequality
-# P(sup_n Lambda_n >= 1/alpha) <= alpha, and the always-valid p-value
-#
+# (n samples of variance sigma² per arm: V = 2·sigma²/n, the paper's formula). Lambda is a
+# non-negative martingale under the null; by Ville's inequality P(sup Lambda >= 1/alpha)
+# <= alpha, so the always-valid p-value
 #     p_n = min(p_{n-1}, 1 / Lambda_n),   p_0 = 1
-#
 # may be compared with alpha at every look. Inverting Lambda >= 1/alpha in theta0 gives the
 # confidence sequence D ± sqrt(V·(V + tau²)/tau² · (2·log(1/alpha) + log((V + tau²)/V))).
 # tau² defaults to MDE²: a prior whose standard deviation is the effect worth detecting.
 
 
-def _log_mixture_ratio(
-    difference: ArrayLike, variance: ArrayLike, tau2: float
-) -> NDArray[np.float64]:
-    d, v = np.asarray(difference, dtype=np.float64), np.asarray(variance, dtype=np.float64)
+def _log_mixture_ratio(d: NDArray[np.float64], v: NDArray[np.float64], tau2: float) -> Any:
     informative = v > 0.0
     v = np.where(informative, v, 1.0)
     log_ratio = 0.5 * np.log(v / (v + tau2)) + tau2 * d**2 / (2.0 * v * (v + tau2))
@@ -301,10 +288,7 @@ def _log_mixture_ratio(
 
 def _tau_squared(minimum_detectable_effect: float | None, tau_squared: float | None) -> float:
     if (minimum_detectable_effect is None) == (tau_squared is None):
-        raise InvalidInput(
-            "pass exactly one of minimum_detectable_effect (tau_squared becomes its square) "
-            "or tau_squared (the variance of the normal mixing distribution)"
-        )
+        raise InvalidInput("pass exactly one of minimum_detectable_effect or tau_squared")
     if tau_squared is not None:
         return _number("tau_squared", tau_squared, "positive")
     return _number("minimum_detectable_effect", minimum_detectable_effect or 0.0, "nonzero") ** 2
@@ -336,7 +320,7 @@ def _sequential(
     """Build an mSPRT result from the test (null) variance and the interval variance."""
     previous = _number("previous_p_value", previous_p_value, "probability")
     test_variance, v = variances
-    log_ratio = float(_log_mixture_ratio(effect, test_variance, tau2))
+    log_ratio = float(_log_mixture_ratio(np.array(effect), np.array(test_variance), tau2))
     p_value = min(previous, math.exp(min(-log_ratio, 0.0)))
     half_width = 0.0
     if v > 0.0:
@@ -385,7 +369,7 @@ def sequential_means_test(
     """
     n_a, n_b, effect, sq_se_a, sq_se_b = _means(mean_a, var_a, n_a, mean_b, var_b, n_b)
     tau2 = _tau_squared(minimum_detectable_effect, tau_squared)
-    variances = (sq_se_a + sq_se_b, sq_se_a + sq_se_b)
+    variances = (sq_se_a + sq_se_b,) * 2
     return _sequential((n_a, n_b), effect, variances, tau2, previous_p_value, "msprt-means")
 
 
