@@ -332,3 +332,42 @@ def test_ab_test_keeps_running_without_a_difference(
 )
 def test_every_strategy_keeps_the_contract(strategy: Any) -> None:
     check_strategy(strategy)
+
+
+def test_only_one_controller_leads(ml: mlops.MLOps) -> None:
+    from mlops.deployment._controller import DeploymentController
+
+    first = DeploymentController(ml.deployments, ml.store, interval=0.05)
+    second = DeploymentController(ml.deployments, ml.store, interval=0.05)
+    other_store = mlops.connect(ml.store.url, artifacts=ml.artifacts.root).store
+    third = DeploymentController(ml.deployments, other_store, interval=0.05)
+    try:
+        assert first.run_once()
+        assert not second.run_once()
+        assert not third.run_once()
+        first.stop()
+        assert third.run_once()  # leadership passes on when the leader stops
+    finally:
+        for controller in (first, second, third):
+            controller.stop()
+        other_store.dispose()
+
+
+def test_the_controller_thread_advances_a_rollout(ml: mlops.MLOps) -> None:
+    import time
+
+    from mlops.deployment._controller import DeploymentController
+
+    _register(ml)
+    _register(ml)
+    ml.deployments.deploy("churn", "churn", 1)
+    ml.deployments.deploy("churn", "churn", 2, strategy=BlueGreen(preview_seconds=0))
+    controller = DeploymentController(ml.deployments, ml.store, interval=0.05)
+    controller.start()
+    try:
+        deadline = time.monotonic() + 10
+        while ml.deployments.status("churn").state.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        controller.stop()
+    assert ml.deployments.status("churn").state is DeploymentState.SUCCEEDED

@@ -1,6 +1,7 @@
 """Deployments: roll registry versions out to endpoints with safe strategies."""
 
 from mlops.deployment._analysis import AnalysisResult, VersionStats, analyse, version_stats
+from mlops.deployment._controller import DeploymentController, LeaderLock
 from mlops.deployment._manager import (
     Deployment,
     DeploymentEvent,
@@ -27,10 +28,12 @@ __all__ = [
     "BlueGreen",
     "Canary",
     "Deployment",
+    "DeploymentController",
     "DeploymentEvent",
     "DeploymentManager",
     "DeploymentState",
     "Direct",
+    "LeaderLock",
     "Shadow",
     "Strategy",
     "VersionStats",

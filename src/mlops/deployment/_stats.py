@@ -1,10 +1,8 @@
 """Hypothesis tests, sample sizes and verdicts for A/B tests and canary analysis.
 
-Arm A is the control (or the stable model), arm B the challenger (or the canary); every
-``effect`` is B minus A and every confidence interval is at 95%. Fixed-horizon tests
-(``two_proportion_ztest``, ``welch_ttest``) may only be read once the planned sample size
-is reached; the sequential tests (``sequential_proportions_test``, ``sequential_means_test``)
-give always-valid p-values that may be read at every look without inflating false positives.
+Arm A is the control (or stable model), arm B the challenger (or canary); ``effect`` is B
+minus A, intervals are 95%. Fixed-horizon tests are read once, at their planned sample size;
+sequential (mSPRT) tests give always-valid p-values that may be read at every look.
 """
 
 from __future__ import annotations
@@ -12,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Literal, get_args
+from typing import Final, Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -136,7 +134,7 @@ def _means(
 def _p_value(cdf: Callable[[float], float], statistic: float, alternative: str) -> float:
     if alternative not in get_args(Alternative):
         raise InvalidInput(
-            f"alternative must be one of {get_args(Alternative)}, not {alternative!r}"
+            f"alternative must be 'two-sided', 'greater' or 'less', not {alternative!r}"
         )
     if alternative == "two-sided":
         return float(2.0 * cdf(-abs(statistic)))
@@ -216,8 +214,7 @@ def _z_quantiles(alpha: float, power: float, two_sided: bool) -> tuple[float, fl
 
 
 def _ceil(n: float) -> int:
-    # Forgive floating-point noise so that an exact 100.0000000001 does not become 101.
-    return max(1, math.ceil(n - 1e-9))
+    return max(1, math.ceil(n - 1e-9))  # floating-point noise: 100.0000000001 needs 100
 
 
 def required_sample_size_proportions(
@@ -279,7 +276,9 @@ def required_sample_size_means(
 # tau² defaults to MDE²: a prior whose standard deviation is the effect worth detecting.
 
 
-def _log_mixture_ratio(d: NDArray[np.float64], v: NDArray[np.float64], tau2: float) -> Any:
+def _log_mixture_ratio(
+    d: NDArray[np.float64], v: NDArray[np.float64], tau2: float
+) -> NDArray[np.float64]:
     informative = v > 0.0
     v = np.where(informative, v, 1.0)
     log_ratio = 0.5 * np.log(v / (v + tau2)) + tau2 * d**2 / (2.0 * v * (v + tau2))
@@ -305,10 +304,10 @@ def always_valid_p_values(
     tau2 = _tau_squared(None, tau_squared)
     difference = np.asarray(effects, dtype=np.float64) - _number("null_effect", null_effect)
     variance = np.asarray(variances, dtype=np.float64)
-    if not (np.isfinite(difference).all() and np.isfinite(variance).all()):
-        raise InvalidInput("effects and variances must be finite")
-    if (variance < 0.0).any():
-        raise InvalidInput("variances cannot be negative")
+    if not (
+        np.isfinite(difference).all() and np.isfinite(variance).all() and (variance >= 0).all()
+    ):
+        raise InvalidInput("effects and variances must be finite, and variances not negative")
     p_values = np.exp(np.minimum(-_log_mixture_ratio(difference, variance, tau2), 0.0))
     return p_values if p_values.ndim == 0 else np.minimum.accumulate(p_values, axis=-1)
 
@@ -393,8 +392,8 @@ def ab_verdict(
     progress = f"{result.method}, {smallest} of {horizon} samples in the smaller arm"
     evidence = f"p = {result.p_value:.4g} {{}} alpha = {alpha:g} ({progress})"
     if not result.sequential and smallest < horizon:
-        reason = f"{progress}; a fixed-horizon test is read only at its sample size"
-        return Verdict("keep_running", reason + " (a sequential test may stop early)", result)
+        reason = f"{progress}; a fixed-horizon test is read only once, at its sample size"
+        return Verdict("keep_running", reason, result)
     if result.p_value < alpha and result.effect != 0.0:
         b_wins = (result.effect > 0.0) == higher_is_better
         reason = (

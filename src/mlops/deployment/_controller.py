@@ -1,0 +1,128 @@
+"""The deployment controller: advances rollouts in the background, once across replicas."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import threading
+from typing import IO, Any
+
+import sqlalchemy as sa
+
+from mlops.deployment._manager import DeploymentManager
+from mlops.errors import MLOpsError
+from mlops.store import Store
+
+__all__ = ["DeploymentController", "LeaderLock"]
+
+_log = logging.getLogger(__name__)
+# Arbitrary constant: the PostgreSQL advisory lock held by the leading controller.
+_PG_CONTROLLER_LOCK = 0x6D6C6F7064
+
+
+class LeaderLock:
+    """Held by at most one process per database: a PostgreSQL advisory lock on a dedicated
+    connection, or an exclusive ``flock`` on a file beside the SQLite database."""
+
+    def __init__(self, store: Store, name: str = "controller") -> None:
+        self._store = store
+        self._name = name
+        self._connection: Any = None
+        self._file: IO[bytes] | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._connection is not None or self._file is not None
+
+    def acquire(self) -> bool:
+        """Try to become the leader without waiting; True if this process now leads."""
+        if self.held:
+            return True
+        if self._store.is_sqlite:
+            path = self._store.sqlite_path
+            assert path is not None
+            handle = open(f"{path}.{self._name}.lock", "ab")  # noqa: SIM115 - held while leading
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            self._file = handle
+            return True
+        connection = self._store.engine.connect()
+        try:
+            got = connection.execute(
+                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _PG_CONTROLLER_LOCK}
+            ).scalar()
+            connection.commit()
+        except Exception:
+            connection.close()
+            raise
+        if not got:
+            connection.close()
+            return False
+        self._connection = connection
+        return True
+
+    def release(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.execute(
+                    sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_CONTROLLER_LOCK}
+                )
+                self._connection.commit()
+            self._connection.close()
+            self._connection = None
+
+
+class DeploymentController:
+    """Calls ``manager.advance()`` every ``interval`` seconds while this process leads."""
+
+    def __init__(self, manager: DeploymentManager, store: Store, *, interval: float = 1.0) -> None:
+        self._manager = manager
+        self._lock = LeaderLock(store)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def leading(self) -> bool:
+        return self._lock.held
+
+    def run_once(self) -> bool:
+        """One tick: lead if nobody else does, then advance due deployments."""
+        if not self._lock.acquire():
+            return False
+        try:
+            self._manager.advance()
+        except MLOpsError as error:  # keep the loop alive; the next tick tries again
+            _log.warning("deployment controller: %s", error)
+        return True
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="mlops-controller", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                _log.exception("deployment controller tick failed")
+            self._stop.wait(self._interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._lock.release()
