@@ -27,7 +27,7 @@ class MLOps:
         self.registry = ModelRegistry(
             store, artifacts, cache_dir=settings.home / "cache" / "models", actor=settings.user
         )
-        self.deployments = DeploymentManager(store, self.registry, actor=settings.user)
+        self.deployments = DeploymentManager(store, self.registry, actor=self.registry.actor)
 
     def __repr__(self) -> str:
         return f"<MLOps database={self.store.display_url} artifacts={self.artifacts.root}>"

@@ -13,6 +13,7 @@ import mlops
 from mlops.cli._common import CliState, report_error, stdout_console
 from mlops.cli._db import db_app
 from mlops.cli._demo import demo
+from mlops.cli._deployments import deploy, deployments_app, predict
 from mlops.cli._experiments import experiments_app
 from mlops.cli._keys import keys_app
 from mlops.cli._models import models_app
@@ -46,6 +47,9 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(deployments_app, name="deployments")
+app.command("deploy")(deploy)
+app.command("predict")(predict)
 app.command("demo")(demo)
 
 

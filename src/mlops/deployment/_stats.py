@@ -133,9 +133,7 @@ def _means(
 
 def _p_value(cdf: Callable[[float], float], statistic: float, alternative: str) -> float:
     if alternative not in get_args(Alternative):
-        raise InvalidInput(
-            f"alternative must be 'two-sided', 'greater' or 'less', not {alternative!r}"
-        )
+        raise InvalidInput(f"alternative is 'two-sided', 'greater' or 'less', not {alternative!r}")
     if alternative == "two-sided":
         return float(2.0 * cdf(-abs(statistic)))
     return float(cdf(-statistic if alternative == "greater" else statistic))
@@ -187,24 +185,21 @@ def welch_ttest(
     return TestResult(t, p_value, effect, low, high, n_a, n_b, "welch-t")
 
 
-def _sample(name: str, values: ArrayLike) -> NDArray[np.float64]:
+def _summary(name: str, values: ArrayLike) -> tuple[float, float, int]:
     try:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise InvalidInput(f"{name} must be a sequence of numbers") from None
     if array.ndim != 1 or array.size < 2 or not np.isfinite(array).all():
         raise InvalidInput(f"{name} must be a 1-D sample of 2 or more finite values (drop NaNs)")
-    return array
+    return float(array.mean()), float(array.var(ddof=1)), array.size
 
 
 def welch_ttest_samples(
     a: ArrayLike, b: ArrayLike, *, alternative: Alternative = "two-sided"
 ) -> TestResult:
     """Welch's t-test of mean(b) - mean(a) from the raw samples."""
-    xa, xb = _sample("a", a), _sample("b", b)
-    summary_a = (float(xa.mean()), float(xa.var(ddof=1)), xa.size)
-    summary_b = (float(xb.mean()), float(xb.var(ddof=1)), xb.size)
-    return welch_ttest(*summary_a, *summary_b, alternative=alternative)
+    return welch_ttest(*_summary("a", a), *_summary("b", b), alternative=alternative)
 
 
 def _z_quantiles(alpha: float, power: float, two_sided: bool) -> tuple[float, float]:
@@ -304,9 +299,7 @@ def always_valid_p_values(
     tau2 = _tau_squared(None, tau_squared)
     difference = np.asarray(effects, dtype=np.float64) - _number("null_effect", null_effect)
     variance = np.asarray(variances, dtype=np.float64)
-    if not (
-        np.isfinite(difference).all() and np.isfinite(variance).all() and (variance >= 0).all()
-    ):
+    if not (np.isfinite(difference).all() and np.isfinite(variance).all()) or (variance < 0).any():
         raise InvalidInput("effects and variances must be finite, and variances not negative")
     p_values = np.exp(np.minimum(-_log_mixture_ratio(difference, variance, tau2), 0.0))
     return p_values if p_values.ndim == 0 else np.minimum.accumulate(p_values, axis=-1)
@@ -381,10 +374,9 @@ def ab_verdict(
 ) -> Verdict:
     """Decide an experiment: a winner, no difference, or keep collecting data.
 
-    A fixed-horizon result is read only once both arms hold ``min_samples_per_arm``
-    samples (reading it earlier is peeking). A sequential result names a winner as soon as
-    its always-valid p-value drops below alpha; ``min_samples_per_arm`` is then the budget
-    after which the experiment stops with no difference.
+    A fixed-horizon result is read only once both arms hold ``min_samples_per_arm`` (earlier
+    is peeking). A sequential result names a winner as soon as its always-valid p-value
+    drops below alpha, and ``min_samples_per_arm`` is the budget, then "no_difference".
     """
     alpha = _number("alpha", alpha, "unit")
     horizon = _count("min_samples_per_arm", min_samples_per_arm)

@@ -131,7 +131,7 @@ class BlueGreen:
     100% atomically. Blue stays loaded ``keep_old_seconds`` so a rollback is instant.
     """
 
-    preview_seconds: float = 0.0
+    preview_seconds: float | str = 0.0
     keep_old_seconds: float = 300.0
     preview_header: str = "x-mlops-preview"
     gate: Analysis | None = None

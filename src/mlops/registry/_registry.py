@@ -62,6 +62,11 @@ class ModelRegistry:
         self._stages = StageManager(store)
         self.webhooks = WebhookManager(store)
 
+    @property
+    def actor(self) -> str | None:
+        """The identity recorded for changes when a call names none."""
+        return self._actor
+
     # -- models -------------------------------------------------------------------------
 
     def create_model(
