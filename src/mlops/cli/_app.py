@@ -18,6 +18,7 @@ from mlops.cli._experiments import experiments_app
 from mlops.cli._keys import keys_app
 from mlops.cli._models import models_app
 from mlops.cli._runs import runs_app
+from mlops.cli._server import server
 from mlops.errors import MLOpsError
 
 __all__ = ["app", "main"]
@@ -50,6 +51,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(deployments_app, name="deployments")
 app.command("deploy")(deploy)
 app.command("predict")(predict)
+app.command("server")(server)
 app.command("demo")(demo)
 
 

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from mlops.serving._protocols import dumps_text
 from mlops.store import Store
+from mlops.store._engine import Prepared
 from mlops.store._schema import prediction_log
 
 __all__ = ["MAX_LOGGED_JSON", "PredictionLogWriter", "PredictionRecord"]
@@ -77,7 +78,8 @@ class PredictionLogWriter:
         self._write_lock = threading.Lock()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._statement: Any = None
+        self._statement: Prepared | None = None
+        self._order: list[int] | None = None
         #: Records dropped because the queue was full.
         self.dropped = 0
         #: Records lost because the database refused a batch.
@@ -148,23 +150,23 @@ class PredictionLogWriter:
                 self._write_batch([_row(record) for record in batch])
             except Exception as error:
                 self.failed += len(batch)
-                logger.error(
-                    "could not write %d prediction log records: %s", len(batch), error
-                )
+                logger.error("could not write %d prediction log records: %s", len(batch), error)
             else:
                 self.written += len(batch)
 
     def _write_batch(self, rows: list[tuple[Any, ...]]) -> None:
         """Insert rows (in ``_COLUMNS`` order) in one transaction."""
-        if self._statement is None:
-            self._statement = self._store.prepare(prediction_log.insert(), list(_COLUMNS))
-            order = [_COLUMNS.index(name) for name in self._statement.names]
-            self._order = None if order == list(range(len(_COLUMNS))) else order
+        statement = self._statement
+        if statement is None:
+            statement = self._store.prepare(prediction_log.insert(), list(_COLUMNS))
+            positions = [_COLUMNS.index(name) for name in statement.names]
+            self._order = None if positions == list(range(len(_COLUMNS))) else positions
+            self._statement = statement
         order = self._order
         if order is not None:
             rows = [tuple(row[i] for i in order) for row in rows]
         with self._store.cursor(write=True) as cursor:
-            cursor.executemany(self._statement.sql, rows)
+            cursor.executemany(statement.sql, rows)
 
 
 def _row(record: PredictionRecord) -> tuple[Any, ...]:

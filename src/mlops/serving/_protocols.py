@@ -23,8 +23,9 @@ __all__ = [
     "v2_tensor_datatype",
 ]
 
+_orjson: Any
 try:  # orjson when installed: several times faster on both sides
-    import orjson as _orjson
+    import orjson as _orjson  # type: ignore[import-not-found,no-redef,unused-ignore]
 except ImportError:  # pragma: no cover - depends on the environment
     _orjson = None
 
@@ -76,7 +77,8 @@ if _orjson is not None:
 
     def dumps(value: Any) -> bytes:
         """JSON bytes of a response body."""
-        return _orjson.dumps(value, default=_default, option=_OPTIONS)
+        encoded: bytes = _orjson.dumps(value, default=_default, option=_OPTIONS)
+        return encoded
 
 else:
     _decode = json.JSONDecoder().decode
@@ -266,12 +268,8 @@ def v2_metadata(name: str, versions: Sequence[int], signature: Signature | None)
         tensor = signature.input_tensor
         if tensor is not None and not signature.inputs:
             inputs.append(_spec("input", v2_tensor_datatype(np.dtype(tensor.dtype)), tensor.shape))
-        inputs.extend(
-            _spec(c.name, _COLUMN_DATATYPES[c.type], (-1,)) for c in signature.inputs
-        )
-        outputs.extend(
-            _spec(c.name, _COLUMN_DATATYPES[c.type], (-1,)) for c in signature.outputs
-        )
+        inputs.extend(_spec(c.name, _COLUMN_DATATYPES[c.type], (-1,)) for c in signature.inputs)
+        outputs.extend(_spec(c.name, _COLUMN_DATATYPES[c.type], (-1,)) for c in signature.outputs)
         if signature.output_tensor is not None and not outputs:
             out = signature.output_tensor
             outputs.append(_spec("predict", v2_tensor_datatype(np.dtype(out.dtype)), out.shape))

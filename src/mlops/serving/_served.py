@@ -48,6 +48,7 @@ class ServedVersion:
     """
 
     __slots__ = (
+        "_infer",
         "batchable",
         "convert",
         "fast_path",
@@ -56,7 +57,6 @@ class ServedVersion:
         "model",
         "predict_seconds",
         "version",
-        "_infer",
     )
 
     def __init__(
@@ -115,7 +115,7 @@ class ServedVersion:
         if is_dataframe(first):
             import pandas as pd  # type: ignore[import-untyped,unused-ignore]
 
-            return pd.concat(inputs, ignore_index=True, copy=False)
+            return pd.concat(inputs, ignore_index=True)
         raise InvalidInput(f"cannot batch model inputs of type {type(first).__name__}")
 
 
@@ -146,8 +146,8 @@ def compile_version(model: str, version: int, loaded: LoadedModel) -> ServedVers
     flavor = loaded.flavor
     infer: Callable[[Any], dict[str, Any]] = partial(flavor.predict, loaded.native)
     if signature is None:
-        convert: Callable[[Any], Any] = (lambda data: data) if flavor.name == "python" else (
-            untyped_input
+        convert: Callable[[Any], Any] = (
+            (lambda data: data) if flavor.name == "python" else (untyped_input)
         )
         served = ServedVersion(
             model, version, loaded, convert, infer, batchable=False, fast_path=False

@@ -1,0 +1,5 @@
+"""``python -m mlops.serving``: run the serving gateway (see ``--help``)."""
+
+from mlops.serving._server import main
+
+main()

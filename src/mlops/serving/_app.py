@@ -1,0 +1,96 @@
+"""``create_serving_app``: the ASGI app that answers predictions for every endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from mlops.errors import InvalidInput
+from mlops.serving import _handlers as handlers
+from mlops.serving._gateway import ServingState
+from mlops.serving._predlog import PredictionLogWriter
+
+__all__ = ["create_serving_app"]
+
+
+def create_serving_app(
+    ml: Any,
+    *,
+    poll_interval: float = 1.0,
+    max_body_bytes: int = 10 * 2**20,
+    log_inputs: bool = True,
+    keep_unused_seconds: float = 300.0,
+    log_queue_size: int = 100_000,
+    log_batch_size: int = 2_000,
+    log_flush_interval: float = 0.25,
+) -> Starlette:
+    """The serving gateway for the endpoints in ``ml``'s store (``ml.store``, ``ml.registry``).
+
+    Routing tables are polled every ``poll_interval`` seconds and swapped in once their
+    versions are loaded and warm; versions no table needs are unloaded after
+    ``keep_unused_seconds``. Requests over ``max_body_bytes`` get 413. The prediction log
+    keeps request payloads unless ``log_inputs=False``, and is drained on shutdown. State
+    lives on ``app.state.serving`` (``await app.state.serving.refresh()`` polls now).
+    """
+    if poll_interval <= 0:
+        raise InvalidInput(f"poll_interval must be positive, got {poll_interval}")
+    if max_body_bytes <= 0:
+        raise InvalidInput(f"max_body_bytes must be positive, got {max_body_bytes}")
+    writer = PredictionLogWriter(
+        ml.store,
+        max_queue=log_queue_size,
+        batch_size=log_batch_size,
+        flush_interval=log_flush_interval,
+    )
+    state = ServingState(
+        ml,
+        poll_interval=poll_interval,
+        max_body_bytes=max_body_bytes,
+        log_inputs=log_inputs,
+        keep_unused_seconds=keep_unused_seconds,
+        writer=writer,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.loop = asyncio.get_running_loop()
+        writer.start()
+        poller = state.loop.create_task(state.poll_forever(), name="mlops-route-poller")
+        try:
+            yield
+        finally:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
+            await state.close()
+
+    post, get = ["POST"], ["GET"]
+    routes = [
+        Route("/v1/endpoints/{name}/predict", handlers.predict_native, methods=post),
+        Route("/v1/endpoints/{name}/invocations", handlers.predict_mlflow, methods=post),
+        Route("/v2/models/{name}/infer", handlers.infer_v2, methods=post),
+        Route("/v2/models/{name}/versions/{version:int}/infer", handlers.infer_v2, methods=post),
+        Route("/v1/endpoints/{name}/feedback", handlers.feedback, methods=post),
+        Route("/health/live", handlers.live, methods=get),
+        Route("/health/ready", handlers.ready, methods=get),
+        Route("/metrics", handlers.metrics, methods=get),
+        Route("/v2", handlers.v2_server, methods=get),
+        Route("/v2/health/live", handlers.live, methods=get),
+        Route("/v2/health/ready", handlers.v2_ready, methods=get),
+        Route("/v2/models/{name}", handlers.v2_model, methods=get),
+        Route("/v2/models/{name}/ready", handlers.v2_model_ready, methods=get),
+        Route("/v2/models/{name}/versions/{version:int}", handlers.v2_model, methods=get),
+        Route(
+            "/v2/models/{name}/versions/{version:int}/ready",
+            handlers.v2_model_ready,
+            methods=get,
+        ),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.serving = state
+    return app
