@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 def main() -> None:
     with open(sys.argv[1], "rb") as handle:
-        model = pickle.load(handle)  # noqa: S301 - the bench's own freshly written file
+        model = pickle.load(handle)
 
     async def predict(request: Request) -> JSONResponse:
         body = json.loads(await request.body())
