@@ -306,9 +306,8 @@ def _report(results: dict[str, dict[str, float]], overhead: float, as_json: bool
     for label, value, target, met in checks:
         print(f"{label:<22}{value:>10}   target {target:<8} {'yes' if met else 'NO'}")
     if "mlflow" in results:
-        print(
-            f"mlops vs mlflow models serve: {ours['rps'] / results['mlflow']['rps']:.0f}x the throughput"
-        )
+        ratio = ours["rps"] / results["mlflow"]["rps"]
+        print(f"mlops vs mlflow models serve: {ratio:.0f}x the throughput")
 
 
 if __name__ == "__main__":
