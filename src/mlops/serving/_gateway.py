@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -119,7 +121,14 @@ class ServingState:
         #: The event loop serving requests (set when the app starts).
         self.loop: asyncio.AbstractEventLoop | None = None
         self._lock = asyncio.Lock()
+        # Request ids need uniqueness, not secrecy: a seeded generator costs far less
+        # per request than uuid4's system call.
+        self._ids = random.Random(os.urandom(32))
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def new_request_id(self) -> str:
+        """A fresh request id: 32 hex digits, like ``uuid4().hex``."""
+        return f"{self._ids.getrandbits(128):032x}"
 
     # -- routing changes ------------------------------------------------------------
 

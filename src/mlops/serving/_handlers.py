@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any
 
 import anyio.to_thread
@@ -50,10 +49,27 @@ class _Rejected(Exception):
         self.status = status
 
 
+class JSONResponse(Response):
+    """A response whose body is already JSON bytes; headers are built without parsing."""
+
+    media_type = _JSON
+
+    def __init__(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            *headers,
+        ]
+
+
 def _json(status: int, body: Any, request_id: str | None = None, **headers: str) -> Response:
+    raw = [(name.encode(), value.encode("latin-1")) for name, value in headers.items()]
     if request_id is not None:
-        headers["x-request-id"] = request_id
-    return Response(dumps(body), status_code=status, media_type=_JSON, headers=headers)
+        raw.append((b"x-request-id", request_id.encode("latin-1")))
+    return JSONResponse(status, dumps(body), raw)
 
 
 def _error(status: int, message: str, request_id: str) -> Response:
@@ -68,14 +84,20 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise _Rejected(400, f"Content-Length {declared!r} is not a number")
         if int(declared) > limit:
             raise _Rejected(413, f"the body has {declared} bytes; the limit is {limit}")
+    receive = request.receive
     chunks = []
     size = 0
-    async for chunk in request.stream():
+    while True:  # the ASGI messages themselves: cheaper than request.stream()
+        message = await receive()
+        if message["type"] != "http.request":
+            raise _Rejected(400, "the client went away before sending the whole body")
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise _Rejected(413, f"the body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _convert(served: ServedVersion, payload: Any) -> Any:
@@ -117,7 +139,7 @@ async def _predict(
     state: ServingState = request.app.state.serving
     headers = request.headers
     given_id = headers.get("x-request-id")
-    request_id = given_id[:64] if given_id else uuid.uuid4().hex
+    request_id = given_id[:64] if given_id else state.new_request_id()
     runtime = state.endpoints.get(name)
     if runtime is None:
         return _unknown(state, name, request_id)
@@ -177,8 +199,14 @@ async def _predict(
     body_out = protocol.render(
         prediction, endpoint=name, version=version, route=route, request_id=request_id
     )
-    response = _json(
-        200, body_out, request_id, **{"x-mlops-version": str(version), "x-mlops-route": route}
+    response = JSONResponse(
+        200,
+        dumps(body_out),
+        [
+            (b"x-request-id", request_id.encode("latin-1")),
+            (b"x-mlops-version", str(version).encode()),
+            (b"x-mlops-route", route.encode()),
+        ],
     )
     _finish(state, runtime, request_id, version, route, 200, started, logged_inputs, None, outputs)
     if pinned is None and runtime.table.shadow_version is not None:
@@ -272,7 +300,7 @@ async def feedback(request: Request) -> Response:
     """Store actual outcomes by request id (``{"request_id", "actual"}`` or a list)."""
     state: ServingState = request.app.state.serving
     name = request.path_params["name"]
-    request_id = uuid.uuid4().hex
+    request_id = state.new_request_id()
     if name not in state.endpoints and name not in state.known:
         return _unknown(state, name, request_id)
     try:
@@ -337,7 +365,7 @@ def _v2_version(request: Request) -> tuple[EndpointRuntime | Response, int | Non
     name = request.path_params["name"]
     runtime = state.endpoints.get(name)
     if runtime is None:
-        return _unknown(state, name, uuid.uuid4().hex), None
+        return _unknown(state, name, state.new_request_id()), None
     number = request.path_params.get("version")
     if number is not None and number not in runtime.versions:
         served = ", ".join(str(v) for v in sorted(runtime.versions))
