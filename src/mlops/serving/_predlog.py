@@ -106,7 +106,7 @@ class PredictionLogWriter:
             self.dropped += 1
             return False
         queue.append(record)
-        if len(queue) >= self.batch_size:
+        if len(queue) == self.batch_size:  # wake the writer once, as a batch fills
             self._wake.set()
         return True
 
