@@ -51,11 +51,10 @@ class _LogCollector(Collector):
 
 
 class _RequestCollector(Collector):
-    """Request counts and latency buckets kept in plain dicts, turned into metrics on scrape.
+    """Request counts and latency buckets in plain dicts, turned into metrics on scrape."""
 
-    prometheus_client's labelled children take a lock and walk the buckets in Python on
-    every observation; this costs one lock, one bisect and three additions.
-    """
+    # prometheus_client's labelled children take a lock and walk the buckets in Python on
+    # every observation; this costs one lock, one bisect and three additions.
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

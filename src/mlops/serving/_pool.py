@@ -89,11 +89,8 @@ class ModelPool:
         return served
 
     def retain(self, keys: Iterable[VersionKey], *, delay: float = 0.0) -> list[VersionKey]:
-        """Drop versions outside ``keys`` that have been unneeded for ``delay`` seconds.
-
-        Call it again later (the poller does, every interval) to drop what a delay kept.
-        Returns the keys dropped now.
-        """
+        """Drop (and return) versions outside ``keys`` that went unneeded ``delay`` s ago."""
+        # The first call only marks them; the poller calls again every interval.
         needed = set(keys)
         now = time.monotonic()
         dropped: list[VersionKey] = []

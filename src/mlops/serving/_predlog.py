@@ -34,10 +34,7 @@ _COLUMNS = (
 
 
 class PredictionRecord(NamedTuple):
-    """One logged request; ``inputs``/``outputs`` stay Python objects until the writer.
-
-    ``inputs`` may also be the request body as bytes when it already is the JSON to log.
-    """
+    """One logged request; ``inputs``/``outputs`` stay Python objects (or JSON bytes)."""
 
     request_id: str
     endpoint: str

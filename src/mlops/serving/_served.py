@@ -180,12 +180,10 @@ def _warm_up(served: ServedVersion) -> None:
 def _numpy_fast_path(
     loaded: LoadedModel,
 ) -> tuple[Callable[[Any], Any], Callable[[Any], dict[str, Any]]] | None:
-    """A float-array path for a numeric scikit-learn model, when it answers the same.
-
-    A model fitted on a DataFrame checks column names on every call, which costs more
-    than the prediction; with the names confirmed to be the signature's order at load,
-    a copy without them takes the array the converter builds without pandas.
-    """
+    """A float-array path for a numeric scikit-learn model, if it answers the same."""
+    # A model fitted on a DataFrame checks column names on every call, which costs more
+    # than the prediction; with the names confirmed to be the signature's order here, a
+    # copy without them takes the array the converter builds, and pandas stays out.
     signature = loaded.signature
     example = loaded.input_example
     if (

@@ -78,11 +78,9 @@ def serve(
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """A listening TCP socket for uvicorn (``port=0``: any free port).
-
-    The protocol is given explicitly: asyncio turns on TCP_NODELAY only for sockets whose
-    ``proto`` is TCP, and without it a response's body waits ~40 ms behind its headers.
-    """
+    """A bound TCP socket for uvicorn (``port=0``: any free port)."""
+    # The protocol is named explicitly: asyncio turns TCP_NODELAY on only for sockets whose
+    # ``proto`` is TCP, and without it a response's body waits ~40 ms behind its headers.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
