@@ -241,8 +241,13 @@ def _mlflow(
     target = folder / "mlflow-model"
     mlflow.sklearn.save_model(model, str(target))
     port = _free_port()
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"file://{folder / 'mlruns'}"}
-    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    bin_dir = Path(sys.executable).parent  # MLflow shells out to `uvicorn` from PATH
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"file://{folder / 'mlruns'}",
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    mlflow_bin = bin_dir / "mlflow"
     server = _start(
         [
             str(mlflow_bin),
