@@ -10,9 +10,17 @@ from typing import Any
 import httpx
 
 import mlops
-from mlops.deployment import Analysis, Canary, DeploymentController, DeploymentState
+from mlops.deployment import (
+    ABTest,
+    Analysis,
+    BlueGreen,
+    Canary,
+    DeploymentController,
+    DeploymentState,
+    Shadow,
+)
 from mlops.registry import Stage
-from serving.conftest import LiveServer, numeric_frame, register, wait_for
+from serving.conftest import LiveServer, log_rows, numeric_frame, register, wait_for
 from serving.models import AlwaysFails
 
 
@@ -105,3 +113,86 @@ def test_a_good_canary_is_promoted(
     kinds = [event.kind for event in ml.deployments.history("churn")]
     assert kinds[:3] == ["created", "step", "succeeded"]
     assert httpx  # keep the import for type checkers
+
+
+def test_blue_green_preview_then_atomic_switch(
+    ml: mlops.MLOps, serve: Callable[..., LiveServer], numeric_model: Any
+) -> None:
+    example = numeric_frame(5)
+    register(ml, "churn", numeric_model, example)
+    register(ml, "churn", numeric_model, example)
+    ml.deployments.deploy("churn", "churn", 1)
+    server = serve(ml)
+    ml.deployments.deploy("churn", "churn", 2, strategy=BlueGreen(preview_seconds=600))
+    server.refresh()
+    row = numeric_frame(1).to_dict(orient="records")
+    with server.client() as client:
+        plain = client.post("/v1/endpoints/churn/predict", json=row).json()
+        preview = client.post(
+            "/v1/endpoints/churn/predict", json=row, headers={"x-mlops-preview": "1"}
+        ).json()
+        assert (plain["version"], preview["version"]) == (1, 2)
+        ml.deployments.promote("churn")
+        server.refresh()
+        after = client.post("/v1/endpoints/churn/predict", json=row).json()
+        assert after["version"] == 2
+        ml.deployments.rollback("churn")
+        server.refresh()  # blue is still loaded: the switch back is immediate
+        assert client.post("/v1/endpoints/churn/predict", json=row).json()["version"] == 1
+
+
+def test_ab_test_over_http_is_sticky_and_declares_a_winner(
+    ml: mlops.MLOps, serve: Callable[..., LiveServer], numeric_model: Any
+) -> None:
+    example = numeric_frame(5)
+    register(ml, "churn", numeric_model, example)
+    register(ml, "churn", numeric_model, example)
+    ml.deployments.deploy("churn", "churn", 1)
+    server = serve(ml)
+    strategy = ABTest(
+        sticky_header="x-user-id", auto_promote=True, check_seconds=0.2,
+        minimum_detectable_effect=0.2,
+    )  # fmt: skip
+    ml.deployments.deploy("churn", "churn", 2, strategy=strategy)
+    server.refresh()
+    row = numeric_frame(1).to_dict(orient="records")
+    arms: dict[str, set[str]] = {}
+    feedback = []
+    with server.client() as client:
+        for user in range(150):
+            for _ in range(2):
+                answer = client.post(
+                    "/v1/endpoints/churn/predict", json=row, headers={"x-user-id": f"u{user}"}
+                ).json()
+                arms.setdefault(f"u{user}", set()).add(answer["route"])
+            converted = 1 if answer["route"] == "treatment" else int(user % 4 == 0)
+            feedback.append({"request_id": answer["request_id"], "actual": converted})
+        assert all(len(seen) == 1 for seen in arms.values())  # sticky
+        assert client.post("/v1/endpoints/churn/feedback", json=feedback).status_code == 202
+    server.state.writer.flush()
+    controller = DeploymentController(ml.deployments, ml.store, interval=0.1)
+    controller.start()
+    try:
+        wait_for(lambda: not ml.deployments.status("churn").state.active, what="a verdict")
+    finally:
+        controller.stop()
+    assert ml.deployments.status("churn").state is DeploymentState.SUCCEEDED
+    assert ml.registry.get_version("churn", 2).stage is Stage.PRODUCTION
+
+
+def test_a_failing_shadow_never_changes_a_response(
+    ml: mlops.MLOps, serve: Callable[..., LiveServer], numeric_model: Any
+) -> None:
+    register(ml, "churn", numeric_model, numeric_frame(5))
+    register(ml, "churn", AlwaysFails(), None)
+    ml.deployments.deploy("churn", "churn", 1)
+    server = serve(ml)
+    ml.deployments.deploy("churn", "churn", 2, strategy=Shadow(share=1.0))
+    server.refresh()
+    rows = numeric_frame(20).to_dict(orient="records")
+    with server.client() as client:
+        answers = [client.post("/v1/endpoints/churn/predict", json=[r]) for r in rows]
+    assert {(a.status_code, a.json()["version"]) for a in answers} == {(200, 1)}
+    server.state.writer.flush()
+    shadows = wait_for(lambda: log_rows(ml, route="shadow"), what="shadow rows")
+    assert {row.status for row in shadows} == {500}
