@@ -371,3 +371,63 @@ def test_the_controller_thread_advances_a_rollout(ml: mlops.MLOps) -> None:
     finally:
         controller.stop()
     assert ml.deployments.status("churn").state is DeploymentState.SUCCEEDED
+
+
+def test_one_broken_rollout_does_not_stall_the_others(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    import sqlalchemy as sa
+
+    from mlops.store._schema import deployments
+
+    _register(ml)
+    _register(ml)
+    for endpoint in ("first", "second"):
+        manager.deploy(endpoint, "churn", 1)
+    manager.deploy("first", "churn", 2, strategy=Canary(interval_seconds=1))
+    manager.deploy("second", "churn", 2, strategy=BlueGreen(preview_seconds=1))
+    broken = manager.status("first").id
+    with ml.store.write() as connection:
+        connection.execute(
+            deployments.update()
+            .where(deployments.c.id == broken)
+            .values(params='{"steps_percent": "x"}')
+        )
+    clock.tick(2)
+    manager.advance()
+    assert manager.status("second").step == 1
+    with ml.store.read() as connection:
+        assert (
+            connection.execute(
+                sa.select(deployments.c.state).where(deployments.c.id == broken)
+            ).scalar()
+            == "progressing"
+        )
+
+
+def test_gated_rollouts_need_a_version_already_serving(
+    ml: mlops.MLOps, manager: DeploymentManager
+) -> None:
+    _register(ml)
+    with pytest.raises(InvalidInput, match="deploy the first version directly"):
+        manager.deploy("churn", "churn", 1, strategy=Canary())
+
+
+def test_endpoint_rollback_leaves_a_registry_it_did_not_change(
+    ml: mlops.MLOps, manager: DeploymentManager
+) -> None:
+    from mlops.registry import PromotionPolicy
+
+    for _ in range(3):
+        _register(ml)
+    manager.deploy("churn", "churn", 1)
+    manager.deploy("churn", "churn", 2, strategy=BlueGreen())
+    manager.promote("churn")  # v2 is production in the registry
+    ml.registry.set_policy("churn", PromotionPolicy(require_signature=True))
+    manager.deploy("churn", "churn", 3, strategy=BlueGreen())
+    done = manager.promote("churn")  # the endpoint switches; the registry refuses
+    assert "the registry refused production" in (done.reason or "")
+    assert ml.registry.get_model("churn").production_version == 2
+    manager.rollback("churn")
+    assert manager.status("churn").routes.routes[0].version == 2
+    assert ml.registry.get_model("churn").production_version == 2  # untouched

@@ -37,6 +37,8 @@ class LeaderLock:
 
     def acquire(self) -> bool:
         """Try to become the leader without waiting; True if this process now leads."""
+        if self._connection is not None and not self._connection_alive():
+            self.release()  # the server dropped our session, and the lock with it
         if self.held:
             return True
         if self._store.is_sqlite:
@@ -63,6 +65,14 @@ class LeaderLock:
             connection.close()
             return False
         self._connection = connection
+        return True
+
+    def _connection_alive(self) -> bool:
+        try:
+            self._connection.execute(sa.text("SELECT 1"))
+            self._connection.commit()
+        except Exception:
+            return False
         return True
 
     def release(self) -> None:

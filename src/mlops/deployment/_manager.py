@@ -6,6 +6,7 @@ import builtins
 import contextlib
 import enum
 import json
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ from mlops.store._schema import (
 )
 
 __all__ = ["Deployment", "DeploymentEvent", "DeploymentManager", "DeploymentState"]
+
+_log = logging.getLogger(__name__)
 
 CONTROLLER = "mlops-controller"
 
@@ -173,6 +176,11 @@ class DeploymentManager:
             if stable is not None:
                 self._require_compatible(connection, model, stable, target.number)
             chosen: Strategy = strategy or (Direct() if stable is None else Canary())
+            if stable is None and not isinstance(chosen, Direct):
+                raise InvalidInput(
+                    f"endpoint {endpoint!r} serves nothing yet, so a {chosen.name} rollout has "
+                    "nothing to compare with or fall back to; deploy the first version directly"
+                )
             if not isinstance(chosen, Strategy):
                 raise InvalidInput(
                     "strategy must be a strategy object such as Canary(), BlueGreen(), "
@@ -380,9 +388,30 @@ class DeploymentManager:
             )
         moved = []
         for deployment_id in due:
-            with contextlib.suppress(Conflict):  # another controller got there first
+            try:
                 if self._advance_one(deployment_id):
                     moved.append(self.status(deployment_id))
+            except Conflict:
+                continue  # another controller or a person got there first
+            except Exception as error:  # one broken rollout must not stall the others
+                _log.exception("deployment %s could not advance", deployment_id)
+                with contextlib.suppress(Exception), self._store.write() as connection:
+                    self._event(
+                        connection,
+                        deployment_id,
+                        "error",
+                        None,
+                        None,
+                        None,
+                        {"error": f"{type(error).__name__}: {error}"},
+                        CONTROLLER,
+                        self._now(),
+                    )
+                    connection.execute(
+                        deployments.update()
+                        .where(deployments.c.id == deployment_id)
+                        .values(updated_at=self._now())
+                    )
         return moved
 
     def _advance_one(self, deployment_id: int) -> bool:
@@ -451,8 +480,14 @@ class DeploymentManager:
                 )
             return True
         if verdict == "inconclusive":
-            self._record(deployment.id, "analysis", deployment.step, detail, CONTROLLER)
-            return True
+            holds = self._holds_this_step(deployment.id, started) + 1
+            limit = strategy.max_hold_steps if isinstance(strategy, Canary) else 10
+            if holds < limit:
+                self._record(deployment.id, "analysis", deployment.step, detail, CONTROLLER)
+                return True
+            detail["analysis"]["reasons"] = [
+                f"still inconclusive after {holds} checks (max_hold_steps={limit})"
+            ]
         failures = deployment.failures + 1
         limit = strategy.failure_limit if isinstance(strategy, Canary) else 1
         if failures >= limit:
@@ -482,6 +517,10 @@ class DeploymentManager:
         outcomes = outcomes_by_route(self._store, deployment.endpoint, started)
         control = np.asarray(outcomes.get("control", []), dtype=np.float64)
         treatment = np.asarray(outcomes.get("treatment", []), dtype=np.float64)
+        if strategy.outcome == "binary":
+            # Feedback that is not 0/1 cannot be a conversion; it is left out, not fatal.
+            control = control[(control == 0) | (control == 1)]
+            treatment = treatment[(treatment == 0) | (treatment == 1)]
         if min(len(control), len(treatment)) < 2:
             detail = {
                 "control": len(control),
@@ -527,6 +566,16 @@ class DeploymentManager:
                 {"ab": detail},
                 CONTROLLER,
             )
+        elif verdict.decision == "no_difference":
+            # The planned sample is in: testing again would inflate false positives.
+            self._finish(
+                deployment,
+                strategy,
+                DeploymentState.ABORTED,
+                "no difference between the arms; control keeps serving",
+                {"ab": detail},
+                CONTROLLER,
+            )
         else:
             self._record(deployment.id, "ab_check", 0, detail, CONTROLLER)
         return True
@@ -560,6 +609,19 @@ class DeploymentManager:
                 minimum_detectable_effect=mde, previous_p_value=previous,
             ), horizon  # fmt: skip
         return welch_ttest_samples(control, treatment), horizon
+
+    def _holds_this_step(self, deployment_id: int, started: int) -> int:
+        """How many inconclusive checks the current step has had."""
+        with self._store.read() as connection:
+            return int(
+                connection.execute(
+                    sa.select(sa.func.count()).where(
+                        deployment_events.c.deployment_id == deployment_id,
+                        deployment_events.c.kind == "analysis",
+                        deployment_events.c.created_at >= started,
+                    )
+                ).scalar_one()
+            )
 
     def _previous_p_value(self, deployment_id: int) -> float:
         """The always-valid p-value only ever falls: carry the last look's value forward."""
@@ -601,6 +663,16 @@ class DeploymentManager:
             ).one()
             if (current.state, current.step) != (deployment.state.value, deployment.step):
                 raise Conflict(f"deployment {deployment.id} changed while it was being moved")
+            newer = connection.execute(
+                sa.select(sa.func.max(deployments.c.id))
+                .join(serving_endpoints, serving_endpoints.c.id == deployments.c.endpoint_id)
+                .where(serving_endpoints.c.name == deployment.endpoint)
+            ).scalar()
+            if newer is not None and newer > deployment.id:
+                raise Conflict(
+                    f"endpoint {deployment.endpoint!r} has a newer deployment ({newer}); "
+                    f"deployment {deployment.id} can no longer change its traffic"
+                )
             connection.execute(
                 deployments.update()
                 .where(deployments.c.id == deployment.id)
@@ -680,14 +752,23 @@ class DeploymentManager:
                 reason=f"deployment {deployment.id} to {deployment.endpoint} succeeded",
                 actor=actor,
             )
-            detail = {
-                "registry": "production" if not hasattr(result, "status") else "approval requested"
-            }
-        except MLOpsError as error:
+            outcome = (
+                "the registry now has it in production"
+                if not hasattr(result, "status")
+                else f"the registry waits for approval request {getattr(result, 'id', '?')}"
+            )
+            detail = {"registry": outcome}
+        except Exception as error:  # the rollout itself already succeeded
+            outcome = f"the registry refused production: {error}"
             detail = {"registry_error": str(error)}
         with self._store.write() as connection:
             self._event(
                 connection, deployment.id, "registry", None, None, None, detail, actor, self._now()
+            )
+            connection.execute(
+                deployments.update()
+                .where(deployments.c.id == deployment.id)
+                .values(reason=sa.func.coalesce(deployments.c.reason, "") + "; " + outcome)
             )
 
     def _record(
@@ -812,10 +893,6 @@ class DeploymentManager:
             )
         strategy = strategy_from_params(latest.strategy, latest.params)
         who = actor or self._actor
-        with contextlib.suppress(MLOpsError):
-            self._registry.rollback(
-                latest.model, reason=f"endpoint {endpoint} rolled back", actor=who
-            )
         table = RouteTable.single(latest.model, latest.stable_version)
         self._transition(
             latest,
@@ -828,6 +905,12 @@ class DeploymentManager:
             state=DeploymentState.ROLLED_BACK,
             table=table,
         )
+        # Undo the registry change only if this rollout made it (and nothing since).
+        if self._registry.get_model(latest.model).production_version == latest.candidate_version:
+            with contextlib.suppress(MLOpsError):
+                self._registry.rollback(
+                    latest.model, reason=f"endpoint {endpoint} rolled back", actor=who
+                )
         return self.status(latest.id)
 
     def _require_active(self, deployment: int | str) -> Deployment:

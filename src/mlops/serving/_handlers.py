@@ -138,8 +138,8 @@ async def _predict(
     started = time.perf_counter()
     state: ServingState = request.app.state.serving
     headers = request.headers
-    given_id = headers.get("x-request-id")
-    request_id = given_id[:64] if given_id else state.new_request_id()
+    given_id = _clean_id(headers.get("x-request-id"))
+    request_id = given_id or state.new_request_id()
     runtime = state.endpoints.get(name)
     if runtime is None:
         return _unknown(state, name, request_id)
@@ -158,7 +158,7 @@ async def _predict(
         except InvalidInput as error:
             raise _Rejected(400, str(error)) from None
         if protocol is V2 and not given_id and isinstance(document.get("id"), str):
-            request_id = document["id"][:64] or request_id
+            request_id = _clean_id(document["id"]) or request_id
         version, route, sticky = _route(runtime, headers, sticky, request_id, pinned)
         served = runtime.versions[version]
         try:
@@ -391,3 +391,10 @@ async def v2_model_ready(request: Request) -> Response:
     if number is not None:
         body["version"] = str(number)
     return _json(200, body)
+
+
+def _clean_id(value: str | None) -> str | None:
+    """A caller's request id, if it is short printable text (it is stored and echoed)."""
+    if not value or len(value) > 64 or not value.isprintable():
+        return None
+    return value

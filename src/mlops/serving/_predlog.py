@@ -143,11 +143,20 @@ class PredictionLogWriter:
                 pass
             if not batch:
                 return
+            rows = [_row(record) for record in batch]
             try:
-                self._write_batch([_row(record) for record in batch])
+                self._write_batch(rows)
             except Exception as error:
-                self.failed += len(batch)
-                logger.error("could not write %d prediction log records: %s", len(batch), error)
+                # One bad row must not cost the whole batch: write them one by one.
+                logger.warning("a prediction log batch failed (%s); writing it row by row", error)
+                for row in rows:
+                    try:
+                        self._write_batch([row])
+                    except Exception as row_error:
+                        self.failed += 1
+                        logger.error("could not write a prediction log record: %s", row_error)
+                    else:
+                        self.written += 1
             else:
                 self.written += len(batch)
 
