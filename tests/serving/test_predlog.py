@@ -200,3 +200,36 @@ def test_the_writer_serializes_off_the_request_path(ml: mlops.MLOps) -> None:
     assert json.loads(rows["b"].inputs)["truncated"] is True
     assert (rows["c"].version, rows["c"].status, rows["c"].error) == (None, 413, "too large")
     assert writer.written == 3
+
+
+def test_one_bad_record_does_not_cost_its_batch(ml: mlops.MLOps) -> None:
+    writer = PredictionLogWriter(ml.store, batch_size=100)
+    for index in range(5):
+        writer.submit(
+            PredictionRecord(f"r{index}", "churn", 1, "stable", 1, 0.5, 200, None, None, None)
+        )
+    writer.submit(PredictionRecord("bad", None, 1, "stable", 1, 0.5, 200, None, None, None))  # type: ignore[arg-type]
+    writer.flush()
+    assert (writer.written, writer.failed) == (5, 1)
+    assert [row.request_id for row in log_rows(ml)] == [f"r{index}" for index in range(5)]
+
+
+def test_unprintable_request_ids_are_replaced(
+    ml: mlops.MLOps, serve: Any, churn: list[dict[str, float]]
+) -> None:
+    server = serve(ml)
+    with server.client() as client:
+        answer = client.post(
+            "/v2/models/churn/infer",
+            json={
+                "id": "evil\u0000id",
+                "inputs": [
+                    {"name": name, "shape": [1], "datatype": "FP64", "data": [churn[0][name]]}
+                    for name in churn[0]
+                ],
+            },
+        )
+    assert answer.status_code == 200, answer.text
+    assert "\u0000" not in answer.headers["x-request-id"]
+    server.state.writer.flush()
+    assert all("\u0000" not in row.request_id for row in log_rows(ml))
