@@ -78,9 +78,11 @@ def test_bad_input_is_one_error_line(home: Path) -> None:
     assert "error:" in out
     assert "Traceback" not in out
     run(home, "deploy", "churn", "churn", "1")
-    code, out = run(home, "deploy", "churn", "churn", "2", "--strategy", "rolling")
+    code, out = run(
+        home, "deploy", "churn", "churn", "2", "--strategy", "rolling", "--batch-size", "0"
+    )
     assert code == 1
-    assert "multi-worker server" in out
+    assert "batch_size must be at least 1" in out
     code, out = run(home, "deploy", "churn", "churn", "2", "--steps", "5,x")
     assert code == 1
     code, out = run(home, "deployments", "status", "99")

@@ -21,6 +21,7 @@ from mlops.deployment import (
     Canary,
     DeploymentManager,
     DeploymentState,
+    Rolling,
     Shadow,
     check_strategy,
     strategy_from_params,
@@ -28,7 +29,7 @@ from mlops.deployment import (
 from mlops.errors import Conflict, InvalidInput, NotFound
 from mlops.registry import Stage
 from mlops.serving._routes import Router, RouteTable
-from mlops.store._schema import prediction_feedback, prediction_log
+from mlops.store._schema import prediction_feedback, prediction_log, serving_workers
 
 sklearn = pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
@@ -234,8 +235,8 @@ def test_conflicts_and_incompatible_signatures(ml: mlops.MLOps, manager: Deploym
         manager.status("nope")
     with pytest.raises(InvalidInput):
         Canary(steps_percent=(50, 20, 100))
-    with pytest.raises(InvalidInput, match="rolling"):
-        strategy_from_params("rolling", {})
+    with pytest.raises(InvalidInput, match="batch_size"):
+        strategy_from_params("rolling", {"batch_size": 0})
 
 
 def test_blue_green_previews_then_switches(
@@ -431,3 +432,95 @@ def test_endpoint_rollback_leaves_a_registry_it_did_not_change(
     manager.rollback("churn")
     assert manager.status("churn").routes.routes[0].version == 2
     assert ml.registry.get_model("churn").production_version == 2  # untouched
+
+
+def _worker(ml: mlops.MLOps, clock: Clock, worker: str, started: int, revision: int) -> None:
+    """A serving worker's heartbeat, as the gateway writes it: serving ``revision``."""
+    values = {
+        "last_seen": int(clock() * 1000),
+        "revisions": json.dumps({"churn": revision}),
+        "ready": 1,
+    }
+    with ml.store.write() as connection:
+        updated = connection.execute(
+            serving_workers.update().where(serving_workers.c.id == worker).values(**values)
+        ).rowcount
+        if not updated:
+            connection.execute(
+                serving_workers.insert().values(id=worker, started_at=started, **values)
+            )
+
+
+def _revision(ml: mlops.MLOps) -> int:
+    from mlops.serving import EndpointStore
+
+    return EndpointStore(ml.store).get("churn").revision
+
+
+def test_rolling_moves_a_batch_only_after_every_live_worker_swapped_in(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    check_strategy(Rolling(batch_size=2, workers=5))
+    assert Rolling(batch_size=2, workers=5).steps() == 3
+    _register(ml)
+    _register(ml)
+    manager.deploy("churn", "churn", 1)
+    workers = ["a" * 32, "b" * 32, "c" * 32]
+    for index, worker in enumerate(workers):
+        _worker(ml, clock, worker, index, _revision(ml))
+    # A worker silent for longer than 5 s is not live: it neither counts nor holds back.
+    _worker(ml, clock, "d" * 32, 99, _revision(ml))
+    clock.tick(6)
+    for index, worker in enumerate(workers):
+        _worker(ml, clock, worker, index, _revision(ml))
+
+    deployment = manager.deploy(
+        "churn", "churn", 2, strategy=Rolling(batch_size=2, interval_seconds=10)
+    )
+    assert deployment.params["workers"] == 3
+    assert deployment.steps == 2
+    assert deployment.routes is not None
+    assert deployment.routes.rolling == (1, 2, 2)
+    assert deployment.routes.versions == {1, 2}
+    for expected_step in (1, 2):
+        clock.tick(11)
+        # Two of three workers have the batch's revision; the third still lags behind.
+        for worker in workers[:2]:
+            _worker(ml, clock, worker, 0, _revision(ml))
+        _worker(ml, clock, workers[2], 2, _revision(ml) - 1)
+        manager.advance()
+        held = manager.status("churn")
+        assert held.step == expected_step - 1
+        assert held.state is DeploymentState.PROGRESSING
+        assert manager.history("churn")[-1].kind == "rolling_wait"
+        assert manager.history("churn")[-1].detail["behind"] == {workers[2]: _revision(ml) - 1}
+        clock.tick(11)
+        for index, worker in enumerate(workers):
+            _worker(ml, clock, worker, index, _revision(ml))
+        manager.advance()
+        moved = manager.status("churn")
+        if expected_step == 1:
+            assert moved.step == 1
+            assert moved.routes is not None
+            assert moved.routes.rolling == (1, 2, 3)
+    assert moved.state is DeploymentState.SUCCEEDED
+    assert moved.routes == RouteTable.single("churn", 2)
+    assert ml.registry.get_version("churn", 2).stage is Stage.PRODUCTION
+    assert ml.registry.get_version("churn", 1).stage is Stage.ARCHIVED
+
+
+def test_rolling_without_a_server_advances_on_time(
+    ml: mlops.MLOps, manager: DeploymentManager, clock: Clock
+) -> None:
+    _register(ml)
+    _register(ml)
+    manager.deploy("churn", "churn", 1)
+    deployment = manager.deploy("churn", "churn", 2, strategy=Rolling(interval_seconds="5s"))
+    assert (deployment.params["workers"], deployment.steps) == (1, 1)
+    clock.tick(3)
+    assert manager.advance() == []
+    clock.tick(3)
+    [done] = manager.advance()
+    assert done.state is DeploymentState.SUCCEEDED
+    assert done.routes == RouteTable.single("churn", 2)
+    assert ml.registry.get_version("churn", 2).stage is Stage.PRODUCTION

@@ -19,9 +19,9 @@ from mlops.deployment import (
     Canary,
     Deployment,
     Direct,
+    Rolling,
     Shadow,
     Strategy,
-    strategy_from_params,
 )
 from mlops.errors import InvalidInput
 
@@ -33,7 +33,7 @@ deployments_app = typer.Typer(
     "rollback. A DEPLOYMENT is an id, or an endpoint name for its latest deployment.",
 )
 
-_STRATEGIES = ("direct", "canary", "blue-green", "ab-test", "shadow")
+_STRATEGIES = ("direct", "canary", "blue-green", "ab-test", "shadow", "rolling")
 
 
 def _strategy(
@@ -47,6 +47,7 @@ def _strategy(
     share: float,
     sticky_header: str,
     auto_promote: bool,
+    batch_size: int = 1,
 ) -> Strategy:
     gate = Analysis(
         max_error_rate=max_error_rate, max_p99_ms=max_p99_ms, metric=metric,
@@ -70,7 +71,7 @@ def _strategy(
     if name == "shadow":
         return Shadow(share=share)
     if name == "rolling":
-        return strategy_from_params("rolling", {})  # raises, saying why it is not here yet
+        return Rolling(batch_size=batch_size, interval_seconds=interval, gate=gate)
     raise InvalidInput(f"--strategy {name!r} is not one of {', '.join(_STRATEGIES)}")
 
 
@@ -99,6 +100,9 @@ def deploy(
         str, typer.Option(help="A/B: header that keeps a user.")
     ] = "x-user-id",
     auto_promote: Annotated[bool, typer.Option(help="A/B: promote the winner by itself.")] = False,
+    batch_size: Annotated[
+        int, typer.Option(help="Rolling: serving workers switched per step.")
+    ] = 1,
     json_output: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Roll a registry version out to an endpoint (the first deployment goes straight in)."""
@@ -108,7 +112,7 @@ def deploy(
         None
         if endpoint not in serving
         else _strategy(strategy, steps, interval, max_error_rate, max_p99_ms, metric,
-                       min_requests, share, sticky_header, auto_promote)
+                       min_requests, share, sticky_header, auto_promote, batch_size)
     )  # fmt: skip
     resolved: int | str = int(version) if version.isdigit() else version
     deployment = ml.deployments.deploy(endpoint, model, resolved, strategy=chosen)

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from mlops.deployment._strategies import (
     ABTest,
     Canary,
     Direct,
+    Rolling,
     Strategy,
     strategy_from_params,
 )
@@ -39,6 +40,7 @@ from mlops.models import ModelManifest
 from mlops.registry import ModelRegistry
 from mlops.registry._rows import check_model_name
 from mlops.serving._endpoints import EndpointStore
+from mlops.serving._gateway import live_workers
 from mlops.serving._routes import Route, RouteTable
 from mlops.store import Store
 from mlops.store._schema import (
@@ -184,8 +186,11 @@ class DeploymentManager:
             if not isinstance(chosen, Strategy):
                 raise InvalidInput(
                     "strategy must be a strategy object such as Canary(), BlueGreen(), "
-                    "ABTest(), Shadow() or Direct() from mlops.deployment"
+                    "ABTest(), Shadow(), Rolling() or Direct() from mlops.deployment"
                 )
+            if isinstance(chosen, Rolling) and chosen.workers is None:
+                # The rollout covers the workers live now; its steps are fixed from here.
+                chosen = replace(chosen, workers=max(1, len(live_workers(connection, now))))
             table = chosen.table(model, stable, target.number, 0)
             put = self._endpoints.put(endpoint, table, connection)
             endpoint_id = connection.execute(
@@ -429,6 +434,11 @@ class DeploymentManager:
             return False
         if isinstance(strategy, ABTest):
             return self._judge_ab_test(deployment, strategy, deployment.created_at)
+        if isinstance(strategy, Rolling):
+            waiting = self._rolling_waits_for(deployment)
+            if waiting is not None:
+                self._record(deployment.id, "rolling_wait", deployment.step, waiting, CONTROLLER)
+                return True
         gate = strategy.analysis()
         detail: dict[str, Any] = {}
         verdict = "pass"
@@ -610,6 +620,35 @@ class DeploymentManager:
             ), horizon  # fmt: skip
         return welch_ttest_samples(control, treatment), horizon
 
+    def _rolling_waits_for(self, deployment: Deployment) -> dict[str, Any] | None:
+        """Why a rolling step cannot move on yet: live workers that have not swapped in
+        the endpoint's current revision (the one carrying this batch), or None when all
+        have. With no live worker (no server running) nothing holds the rollout back.
+        """
+        with self._store.read() as connection:
+            revision = connection.execute(
+                sa.select(serving_endpoints.c.revision).where(
+                    serving_endpoints.c.name == deployment.endpoint
+                )
+            ).scalar_one()
+            workers = live_workers(connection, self._now())
+        behind = {}
+        for worker in workers:
+            try:
+                served = json.loads(worker.revisions).get(deployment.endpoint)
+            except (TypeError, ValueError, AttributeError):
+                served = None
+            if not isinstance(served, int) or served < revision:
+                behind[worker.id] = served
+        if not behind:
+            return None
+        return {
+            "reason": f"{len(behind)} of {len(workers)} live workers have not swapped in "
+            f"revision {revision} yet",
+            "revision": revision,
+            "behind": behind,
+        }
+
     def _holds_this_step(self, deployment_id: int, started: int) -> int:
         """How many inconclusive checks the current step has had."""
         with self._store.read() as connection:
@@ -722,7 +761,7 @@ class DeploymentManager:
             table = RouteTable(
                 model=deployment.model,
                 routes=(Route(deployment.candidate_version, 1.0, "stable"),),
-                extra=last.extra,
+                extra={key: value for key, value in last.extra.items() if key != "rolling"},
             )
 
         elif deployment.stable_version is None:

@@ -20,6 +20,7 @@ __all__ = [
     "BlueGreen",
     "Canary",
     "Direct",
+    "Rolling",
     "Shadow",
     "Strategy",
     "check_strategy",
@@ -319,18 +320,76 @@ class Shadow:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Rolling:
+    """Switch the serving worker processes to the candidate ``batch_size`` at a time.
+
+    Every worker answers all of its requests with one version; workers rank themselves
+    by start time (``serving_workers``) and the first ``workers_on_new`` load, warm and
+    then serve the candidate. A step moves on only after ``interval_seconds`` *and* once
+    every live worker reports the endpoint revision carrying the current batch (it is
+    loaded and swapped in), plus the optional ``gate`` analysis.
+
+    ``workers`` is how many workers the rollout covers. Leave it None: the deployment
+    manager fills in the live worker count when the rollout starts (at least 1), which
+    fixes ``steps()`` for the rollout's life. A worker that starts later is covered by
+    the final table, which sends every worker to the candidate.
+    """
+
+    batch_size: int = 1
+    interval_seconds: float | str = 10.0
+    gate: Analysis | None = None
+    workers: int | None = None
+    name: ClassVar[str] = "rolling"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch_size, bool) or self.batch_size < 1:
+            raise InvalidInput(f"rolling batch_size must be at least 1, got {self.batch_size}")
+        if self.workers is not None and self.workers < 1:
+            raise InvalidInput(f"rolling workers must be at least 1, got {self.workers}")
+        parse_duration(self.interval_seconds)
+
+    def steps(self) -> int:
+        return -(-(self.workers or 1) // self.batch_size)
+
+    def workers_on_new(self, step: int) -> int:
+        """How many workers serve the candidate during ``step``."""
+        return min((step + 1) * self.batch_size, self.workers or 1)
+
+    def table(self, model: str, stable: int | None, candidate: int, step: int) -> RouteTable:
+        if stable is None:
+            raise InvalidInput("a rolling deployment needs a version already serving the endpoint")
+        return RouteTable(
+            model=model,
+            routes=(Route(stable, 1.0, "stable"),),
+            extra={
+                "rolling": {
+                    "old": stable,
+                    "new": candidate,
+                    "workers_on_new": self.workers_on_new(step),
+                }
+            },
+        )
+
+    def interval(self, step: int) -> float:
+        return parse_duration(self.interval_seconds)
+
+    def analysis(self) -> Analysis | None:
+        return self.gate
+
+    def get_params(self) -> dict[str, Any]:
+        params = asdict(self)
+        params["gate"] = None if self.gate is None else asdict(self.gate)
+        return params
+
+
 _STRATEGIES: dict[str, type[Any]] = {
-    cls.name: cls for cls in (Direct, BlueGreen, Canary, ABTest, Shadow)
+    cls.name: cls for cls in (Direct, BlueGreen, Canary, ABTest, Shadow, Rolling)
 }
 
 
 def strategy_from_params(name: str, params: Mapping[str, Any]) -> Strategy:
     """Rebuild a stored strategy; unknown names and keys are clear errors."""
-    if name == "rolling":
-        raise InvalidInput(
-            "the rolling strategy replaces serving worker processes in batches and needs the "
-            "multi-worker server, which is not built yet; use blue-green or canary"
-        )
     cls = _STRATEGIES.get(name)
     if cls is None:
         raise InvalidInput(f"strategy {name!r} is not one of {', '.join(sorted(_STRATEGIES))}")

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import os
 import random
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
 
 from mlops.serving._batching import MicroBatcher, batching_options
 from mlops.serving._endpoints import Endpoint, EndpointStore
 from mlops.serving._metrics import ServingMetrics
 from mlops.serving._pool import ModelPool, VersionKey
 from mlops.serving._predlog import PredictionLogWriter
-from mlops.serving._routes import Router, RouteTable
+from mlops.serving._routes import Route, Router, RouteTable
 from mlops.serving._served import ServedVersion
+from mlops.store._schema import serving_workers
 
-__all__ = ["EndpointRuntime", "ServingState"]
+__all__ = ["WORKER_LIVE_SECONDS", "EndpointRuntime", "ServingState", "live_workers"]
 
 logger = logging.getLogger("mlops.serving")
 
@@ -30,6 +36,22 @@ _RETRY_FAILED_SECONDS = 30.0
 PREVIEW_ROUTE = "preview"
 SHADOW_ROUTE = "shadow"
 PINNED_ROUTE = "pinned"
+ROLLING_NEW_ROUTE = "rolling-new"
+#: A serving worker whose last heartbeat is older than this is not live.
+WORKER_LIVE_SECONDS = 5.0
+#: Rows of workers silent this long are deleted by the heartbeat of any other worker.
+_FORGET_WORKER_SECONDS = 3600.0
+
+
+def live_workers(connection: Connection, now: int) -> list[Row[Any]]:
+    """The live serving workers at ``now`` (ms), in rank order (``started_at``, ``id``)."""
+    return list(
+        connection.execute(
+            sa.select(serving_workers)
+            .where(serving_workers.c.last_seen >= now - int(WORKER_LIVE_SECONDS * 1000))
+            .order_by(serving_workers.c.started_at, serving_workers.c.id)
+        ).all()
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +147,12 @@ class ServingState:
         # per request than uuid4's system call.
         self._ids = random.Random(os.urandom(32))
         self._tasks: set[asyncio.Task[None]] = set()
+        #: This process in ``serving_workers``; its rank orders it among live workers
+        #: (None until the first heartbeat), which a rolling table switches by.
+        self.worker_id = uuid.uuid4().hex
+        self.started_at = int(time.time() * 1000)
+        self.rank: int | None = None
+        self._reported: dict[str, int] | None = None
 
     def new_request_id(self) -> str:
         """A fresh request id: 32 hex digits, like ``uuid4().hex``."""
@@ -135,6 +163,7 @@ class ServingState:
     async def refresh(self) -> None:
         """Read every endpoint's revision; load and swap in the tables that changed."""
         async with self._lock:
+            await self._heartbeat()
             revisions: dict[str, int] = await anyio.to_thread.run_sync(
                 self.endpoint_store.revisions
             )
@@ -144,7 +173,11 @@ class ServingState:
                 self._swap(dict.fromkeys(retired))
             for name, revision in sorted(revisions.items()):
                 current = self.endpoints.get(name)
-                if current is not None and current.revision == revision:
+                if (
+                    current is not None
+                    and current.revision == revision
+                    and self._on_right_side(current)
+                ):
                     continue
                 failure = self.failed.get(name)
                 if failure and failure[0] == revision and time.monotonic() < failure[2]:
@@ -160,16 +193,98 @@ class ServingState:
                 for number in runtime.versions
             }
             self.pool.retain(needed, delay=self.keep_unused_seconds)
+            if self._served_revisions() != self._reported:
+                await self._heartbeat()  # report what was just swapped in without waiting
+
+    # -- the worker's heartbeat (rolling rollouts) -------------------------------------
+
+    def _served_revisions(self) -> dict[str, int]:
+        return {name: runtime.revision for name, runtime in self.endpoints.items()}
+
+    async def _heartbeat(self) -> None:
+        """Upsert this worker's row and recompute its rank; a failure only logs."""
+        revisions = self._served_revisions()
+        ready = self.readiness()[0]
+        try:
+            self.rank = await anyio.to_thread.run_sync(self._beat, revisions, ready)
+            self._reported = revisions
+        except Exception as error:  # serving goes on with the rank it had
+            logger.warning("serving worker heartbeat failed: %s", error)
+
+    def _beat(self, revisions: dict[str, int], ready: bool) -> int:
+        now = int(time.time() * 1000)
+        values = {
+            "last_seen": now,
+            "revisions": json.dumps(revisions, sort_keys=True),
+            "ready": int(ready),
+        }
+        with self.ml.store.write() as connection:
+            updated = connection.execute(
+                serving_workers.update()
+                .where(serving_workers.c.id == self.worker_id)
+                .values(**values)
+            ).rowcount
+            if not updated:
+                connection.execute(
+                    serving_workers.insert().values(
+                        id=self.worker_id, started_at=self.started_at, **values
+                    )
+                )
+                connection.execute(
+                    serving_workers.delete().where(
+                        serving_workers.c.last_seen < now - int(_FORGET_WORKER_SECONDS * 1000)
+                    )
+                )
+            ids = [row.id for row in live_workers(connection, now)]
+        return ids.index(self.worker_id) if self.worker_id in ids else len(ids)
+
+    def _leave(self) -> None:
+        with self.ml.store.write() as connection:
+            connection.execute(
+                serving_workers.delete().where(serving_workers.c.id == self.worker_id)
+            )
+
+    def _serves_new(self, workers_on_new: int) -> bool:
+        return self.rank is not None and self.rank < workers_on_new
+
+    def _on_right_side(self, runtime: EndpointRuntime) -> bool:
+        """Whether a rolling endpoint's runtime serves the version this worker's rank asks."""
+        rolling = runtime.table.rolling
+        if rolling is None:
+            return True
+        return (runtime.main_version == rolling[1]) == self._serves_new(rolling[2])
+
+    def _worker_table(self, table: RouteTable) -> RouteTable:
+        """A rolling table as this worker applies it: one version for every request."""
+        rolling = table.rolling
+        if rolling is None:
+            return table
+        old, new, workers_on_new = rolling
+        route = (
+            Route(new, 1.0, ROLLING_NEW_ROUTE)
+            if self._serves_new(workers_on_new)
+            else Route(old, 1.0, "stable")
+        )
+        return RouteTable(
+            model=table.model, routes=(route,), batching=table.batching, extra=table.extra
+        )
 
     async def _load_endpoint(self, name: str) -> None:
         revision = -1
         try:
             endpoint = await anyio.to_thread.run_sync(self.endpoint_store.get, name)
             revision = endpoint.revision
-            table = endpoint.routes
-            self.loading[name] = sorted(table.versions)
+            table = self._worker_table(endpoint.routes)
+            endpoint = dataclasses.replace(endpoint, routes=table)
+            # A rolling worker loads (and warms) only the one version it is to serve.
+            needed = (
+                {route.version for route in table.routes}
+                if table.rolling is not None
+                else table.versions
+            )
+            self.loading[name] = sorted(needed)
             versions = {}
-            for number in sorted(table.versions):
+            for number in sorted(needed):
                 versions[number] = await anyio.to_thread.run_sync(
                     self.pool.load, table.model, number
                 )
@@ -222,6 +337,10 @@ class ServingState:
                 await batcher.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        try:
+            await anyio.to_thread.run_sync(self._leave)
+        except Exception as error:  # it ages out of the live workers anyway
+            logger.warning("could not remove serving worker %s: %s", self.worker_id, error)
         await anyio.to_thread.run_sync(self.writer.close)
 
     # -- health ---------------------------------------------------------------------

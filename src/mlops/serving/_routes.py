@@ -13,15 +13,16 @@ from mlops.errors import InvalidInput
 
 __all__ = ["Route", "RouteTable", "Router"]
 
-ROLES = ("stable", "canary", "candidate", "arm")
+ROLES = ("stable", "canary", "candidate", "arm", "rolling-new")
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     """A share of an endpoint's traffic answered by one registry version.
 
-    ``role`` is "stable", "canary", "candidate" (blue-green after the switch) or "arm"
-    (an A/B arm, named by ``arm``).
+    ``role`` is "stable", "canary", "candidate" (blue-green after the switch), "arm"
+    (an A/B arm, named by ``arm``) or "rolling-new" (a worker already switched by a rolling
+    rollout).
     """
 
     version: int
@@ -79,7 +80,22 @@ class RouteTable:
         for extra in (self.shadow_version, self.preview_version):
             if extra is not None:
                 found.add(extra)
+        rolling = self.rolling
+        if rolling is not None:
+            found.update(rolling[:2])
         return found
+
+    @property
+    def rolling(self) -> tuple[int, int, int] | None:
+        """A rolling rollout's (old, new, workers_on_new), or None.
+
+        Each serving worker answers every request with one version: the workers ranked
+        below ``workers_on_new`` serve ``new``, the others ``old`` (see ServingState).
+        """
+        data = self.extra.get("rolling")
+        if not isinstance(data, Mapping):
+            return None
+        return int(data["old"]), int(data["new"]), int(data["workers_on_new"])
 
     def to_json(self) -> str:
         return json.dumps(

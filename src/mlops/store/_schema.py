@@ -398,3 +398,15 @@ prediction_feedback = Table(
     Index("ix_prediction_feedback_request", "request_id"),
     Index("ix_prediction_feedback_endpoint_ts", "endpoint", "ts"),
 )
+
+# One row per serving worker process: a heartbeat, and the endpoint revisions it has
+# swapped in (what a rolling rollout waits for before its next batch).
+serving_workers = Table(
+    "serving_workers",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("started_at", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+    Column("revisions", Text, nullable=False),
+    Column("ready", Integer, nullable=False, server_default="0"),
+)
