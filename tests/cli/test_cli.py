@@ -14,37 +14,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner, Result
 
 import mlops
-from mlops.cli import app
+from cli.conftest import invoke, ok
 from mlops.store import head_revision
 from mlops.tracking import ExperimentTracker, dataset_from_data
 
 _MLOPS_VARIABLES = ("MLOPS_HOME", "MLOPS_DATABASE_URL", "MLOPS_ARTIFACT_ROOT")
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _MLOPS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-def invoke(home: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(
-        app, ["--home", str(home), *args], env={"COLUMNS": "250", **(env or {})}
-    )
-
-
-def ok(home: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    result = invoke(home, *args, env=env)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def json_of(home: Path, *args: str) -> Any:

@@ -13,41 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
-from typer.testing import CliRunner, Result
 
 import mlops
-from mlops.cli import app
+from cli.conftest import invoke, ok
 from mlops.governance import key_fingerprint
 from mlops.tracking import dataset_from_data
 
-_MLOPS_VARIABLES = ("MLOPS_HOME", "MLOPS_DATABASE_URL", "MLOPS_ARTIFACT_ROOT", "MLOPS_USER")
 FEATURES = pd.DataFrame({"tenure": [1.0, 5.0, 2.0, 8.0, 3.0, 9.0], "plan": [0, 1, 0, 1, 1, 0]})
 LABELS = [0, 1, 0, 1, 0, 1]
 # (f1, loss) of versions 1, 2 and 3: version 2 is best on both.
 METRICS = [(0.80, 0.50), (0.86, 0.40), (0.83, 0.45)]
-
-
-@pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _MLOPS_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    return tmp_path / "home"
-
-
-def invoke(home: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(
-        app, ["--home", str(home), *args], env={"COLUMNS": "200", **(env or {})}
-    )
-
-
-def ok(home: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    result = invoke(home, *args, env=env)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def fails(home: Path, *args: str, env: dict[str, str] | None = None) -> str:
