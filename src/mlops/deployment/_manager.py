@@ -884,36 +884,28 @@ class DeploymentManager:
         return self.status(current.id)
 
     def pause(self, deployment: int | str, *, actor: str | None = None) -> Deployment:
-        current = self._require_active(deployment)
-        if current.state is DeploymentState.PAUSED:
-            return current
-        strategy = strategy_from_params(current.strategy, current.params)
-        self._transition(
-            current,
-            strategy,
-            step=current.step,
-            kind="paused",
-            reason="paused",
-            detail={},
-            actor=actor or self._actor,
-            state=DeploymentState.PAUSED,
-            table=current.routes,
-        )
-        return self.status(current.id)
+        """Hold a rollout at its current step (traffic stays as it is)."""
+        return self._set_paused(deployment, True, actor)
 
     def resume(self, deployment: int | str, *, actor: str | None = None) -> Deployment:
+        """Let a paused rollout move on."""
+        return self._set_paused(deployment, False, actor)
+
+    def _set_paused(self, deployment: int | str, paused: bool, actor: str | None) -> Deployment:
         current = self._require_active(deployment)
-        if current.state is DeploymentState.PROGRESSING:
+        target = DeploymentState.PAUSED if paused else DeploymentState.PROGRESSING
+        if current.state is target:
             return current
-        strategy = strategy_from_params(current.strategy, current.params)
+        word = "paused" if paused else "resumed"
         self._transition(
             current,
-            strategy,
+            strategy_from_params(current.strategy, current.params),
             step=current.step,
-            kind="resumed",
-            reason="resumed",
+            kind=word,
+            reason=word,
             detail={},
             actor=actor or self._actor,
+            state=target,
             table=current.routes,
         )
         return self.status(current.id)
