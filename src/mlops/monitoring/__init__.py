@@ -1,0 +1,3 @@
+"""Monitoring: performance windows over the prediction log, data drift, alerting."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Alerting: rules, alert states, silences and notification channels."""

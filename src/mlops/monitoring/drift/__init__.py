@@ -1,0 +1,1 @@
+"""Drift detection: per-column tests, method selection, reports."""
