@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ import sqlalchemy as sa
 from mlops.artifacts import ArtifactStore
 from mlops.errors import AlreadyExists, IntegrityError, InvalidInput
 from mlops.governance import key_fingerprint, load_public_key, public_key_pem, verify_digest
-from mlops.models import LoadedModel, load_model, verify_package
+from mlops.models import REFERENCE_PROFILE_FILE, LoadedModel, load_model, verify_package
 from mlops.registry._entities import (
     ApprovalRequest,
     ApprovalStatus,
@@ -289,6 +290,30 @@ class ModelRegistry:
             shutil.rmtree(self._cache / row.manifest_digest, ignore_errors=True)
             folder = self._verified_copy(row.artifact_prefix, row.manifest_digest, str(parsed))
         return load_model(folder, verify=False)  # _verified_copy just checked every file
+
+    def reference_profile(
+        self, reference: str | ModelReference, version: VersionRef | None = None
+    ) -> dict[str, Any] | None:
+        """A version's reference profile (training-data statistics and sample), or None.
+
+        Verifies the package like ``load_model`` but never deserializes the model, so
+        monitoring can read it without the model's framework installed.
+        """
+        parsed = (
+            parse_version_selector(reference, version)
+            if isinstance(reference, str) and version is not None
+            else parse_model_uri(reference)
+            if isinstance(reference, str)
+            else reference
+        )
+        with self._store.read() as connection:
+            row = version_row(connection, parsed)
+        folder = self._verified_copy(row.artifact_prefix, row.manifest_digest, str(parsed))
+        path = folder / REFERENCE_PROFILE_FILE
+        if not path.is_file():
+            return None
+        profile: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return profile
 
     def _verified_copy(self, prefix: str, digest: str, label: str) -> Path:
         folder = download_package(self._artifacts, prefix, self._cache, digest)
