@@ -9,6 +9,7 @@ from mlops.artifacts import ArtifactStore, open_artifact_store
 from mlops.config import Settings
 from mlops.deployment import DeploymentManager
 from mlops.errors import InvalidInput, StorageError
+from mlops.monitoring import ModelMonitor
 from mlops.registry import ModelRegistry
 from mlops.store import Store, current_revision, head_revision, require_known_revision, upgrade
 from mlops.tracking import ExperimentTracker
@@ -28,6 +29,7 @@ class MLOps:
             store, artifacts, cache_dir=settings.home / "cache" / "models", actor=settings.user
         )
         self.deployments = DeploymentManager(store, self.registry, actor=self.registry.actor)
+        self.monitor = ModelMonitor(store, self.registry, actor=self.registry.actor)
 
     def __repr__(self) -> str:
         return f"<MLOps database={self.store.display_url} artifacts={self.artifacts.root}>"
@@ -35,6 +37,7 @@ class MLOps:
     def close(self) -> None:
         """Flush background metric writers and release pooled database connections."""
         self.tracking.close()
+        self.monitor.close()
         self.store.dispose()
 
     def __enter__(self) -> MLOps:

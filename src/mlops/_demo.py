@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 from mlops._client import MLOps
+from mlops._demo_monitoring import MonitoringDemo, run_monitoring_demo
 from mlops.models import PythonModel
 from mlops.registry import ModelVersion, PromotionPolicy
 from mlops.tracking import ActiveRun, Run, dataset_from_data
@@ -66,6 +67,7 @@ class DemoResult:
     ranked_runs: list[Run]
     model_version: ModelVersion
     sample_predictions: list[int]
+    monitoring: MonitoringDemo
 
 
 class ChurnLogit(PythonModel):
@@ -142,7 +144,8 @@ def run_demo(ml: MLOps, console: Console, *, runs: int = 6) -> DemoResult:
         order_by=["metrics.val_f1 DESC", "metrics.val_loss ASC"],
     )
     version, predictions = _register_best(ml, console, ranked[0], split)
-    return DemoResult(experiment.name, sweep.id, list(ranked), version, predictions)
+    monitoring = run_monitoring_demo(ml, console, DEMO_MODEL, version.number)
+    return DemoResult(experiment.name, sweep.id, list(ranked), version, predictions, monitoring)
 
 
 def _register_best(

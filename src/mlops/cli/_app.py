@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 import mlops
+from mlops.cli._alerts import alerts_app
 from mlops.cli._common import CliState, report_error, stdout_console
 from mlops.cli._db import db_app
 from mlops.cli._demo import demo
@@ -17,6 +18,7 @@ from mlops.cli._deployments import deploy, deployments_app, predict
 from mlops.cli._experiments import experiments_app
 from mlops.cli._keys import keys_app
 from mlops.cli._models import models_app
+from mlops.cli._monitor import monitor_app
 from mlops.cli._runs import runs_app
 from mlops.cli._server import server
 from mlops.errors import MLOpsError
@@ -49,6 +51,8 @@ app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(deployments_app, name="deployments")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(alerts_app, name="alerts")
 app.command("deploy")(deploy)
 app.command("predict")(predict)
 app.command("server")(server)

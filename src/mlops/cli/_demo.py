@@ -9,6 +9,7 @@ import typer
 from rich.text import Text
 
 from mlops._demo import MAX_DEMO_RUNS, run_demo
+from mlops._demo_monitoring import DEMO_ENDPOINT
 from mlops.cli._common import format_number, get_state, stdout_console
 from mlops.cli._runs import compare_table
 
@@ -61,6 +62,12 @@ def demo(
     ]
     if len(top) > 1:
         suggestions.append([*prefix, "runs", "compare", *(run.id[:8] for run in top)])
+    endpoint = DEMO_ENDPOINT
+    suggestions += [
+        [*prefix, "monitor", "performance", endpoint, "--window", "2h", "--by", "version"],
+        [*prefix, "monitor", "drift", endpoint, "--window", "1h"],
+        [*prefix, "alerts", "list"],
+    ]
     console.print("explore further:", style="bold")
     for command in suggestions:
         console.print(f"  {shlex.join(command)}", soft_wrap=True)

@@ -1,4 +1,5 @@
-"""`mlops server`: the serving gateway, with the deployment controller and webhook delivery."""
+"""`mlops server`: the serving gateway, with the deployment controller, alert evaluation
+and webhook delivery."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import typer
 
 from mlops.cli._common import get_state
 from mlops.deployment import DeploymentController
+from mlops.monitoring.alerts import AlertEvaluator
 from mlops.registry import WebhookDispatcher
 from mlops.serving import serve
 
@@ -23,21 +25,26 @@ def server(
         float, typer.Option(help="Seconds between routing-table checks.")
     ] = 1.0,
     controller: Annotated[
-        bool, typer.Option(help="Advance rollouts and deliver webhooks from this process.")
+        bool,
+        typer.Option(help="Advance rollouts, evaluate alert rules and deliver webhooks here."),
     ] = True,
+    alert_interval: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between alert evaluation ticks.")
+    ] = 5.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve every endpoint over HTTP (native, MLflow and Open Inference Protocol v2).
 
-    Also runs the deployment controller (once across every server on the same database)
-    and the webhook dispatcher. Stops gracefully on SIGTERM/SIGINT, draining the
-    prediction log.
+    Also runs the deployment controller and the alert evaluator (each once across every
+    server on the same database) and the webhook dispatcher. Stops gracefully on
+    SIGTERM/SIGINT, draining the prediction log.
     """
     ml = get_state(ctx).connect()
-    background: list[DeploymentController | WebhookDispatcher] = []
+    background: list[DeploymentController | AlertEvaluator | WebhookDispatcher] = []
     if controller:
         background = [
             DeploymentController(ml.deployments, ml.store),
+            AlertEvaluator(ml.monitor.alerts, ml.store, interval=alert_interval),
             WebhookDispatcher(ml.store),
         ]
     for worker in background:

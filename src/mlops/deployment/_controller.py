@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import logging
 import threading
 from typing import IO, Any
@@ -21,6 +22,18 @@ _log = logging.getLogger(__name__)
 _PG_CONTROLLER_LOCK = 0x6D6C6F7064
 
 
+def _advisory_key(name: str) -> int:
+    """The PostgreSQL advisory lock key of the leader lock ``name`` (a signed 64-bit int).
+
+    Each name gets its own key, so different leaders (the deployment controller, the alert
+    evaluator) do not exclude each other; "controller" keeps the key it always had.
+    """
+    if name == "controller":
+        return _PG_CONTROLLER_LOCK
+    digest = hashlib.sha256(f"mlops-leader:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 class LeaderLock:
     """Held by at most one process per database: a PostgreSQL advisory lock on a dedicated
     connection, or an exclusive ``flock`` on a file beside the SQLite database."""
@@ -28,6 +41,7 @@ class LeaderLock:
     def __init__(self, store: Store, name: str = "controller") -> None:
         self._store = store
         self._name = name
+        self._key = _advisory_key(name)
         self._connection: Any = None
         self._file: IO[bytes] | None = None
 
@@ -55,7 +69,7 @@ class LeaderLock:
         connection = self._store.engine.connect()
         try:
             got = connection.execute(
-                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": _PG_CONTROLLER_LOCK}
+                sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": self._key}
             ).scalar()
             connection.commit()
         except Exception:
@@ -84,7 +98,7 @@ class LeaderLock:
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 self._connection.execute(
-                    sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _PG_CONTROLLER_LOCK}
+                    sa.text("SELECT pg_advisory_unlock(:key)"), {"key": self._key}
                 )
                 self._connection.commit()
             self._connection.close()

@@ -410,3 +410,108 @@ serving_workers = Table(
     Column("revisions", Text, nullable=False),
     Column("ready", Integer, nullable=False, server_default="0"),
 )
+
+# -- alerting -----------------------------------------------------------------------------
+
+# A rule's full definition is the JSON ``spec`` (AlertRule.get_params()); the columns
+# beside it are what listing filters on, and ``evaluated_at`` is when an evaluator last
+# claimed it (a rule is measured at most once per its evaluation interval).
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(KEY_LENGTH), nullable=False, unique=True),
+    Column("signal", String(64), nullable=False),
+    Column("endpoint", String(KEY_LENGTH), nullable=True),
+    Column("severity", String(16), nullable=False),
+    Column("enabled", Integer, nullable=False, server_default="1"),
+    Column("spec", Text, nullable=False),
+    Column("evaluated_at", BigInteger, nullable=True),
+    Column("created_by", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# One row per alert episode (pending → firing → resolved). ``active_key`` is the
+# fingerprint while the episode is pending or firing and NULL once it ends: its unique
+# constraint keeps one active episode per fingerprint, whichever evaluator writes.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("rule", String(KEY_LENGTH), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("active_key", String(64), nullable=True, unique=True),
+    Column("state", String(16), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("endpoint", String(KEY_LENGTH), nullable=True),
+    Column("labels", Text, nullable=False),
+    Column("annotations", Text, nullable=False),
+    Column("value", Float(precision=53), nullable=True),
+    Column("threshold", Float(precision=53), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("fired_at", BigInteger, nullable=True),
+    Column("resolved_at", BigInteger, nullable=True),
+    Column("last_true_at", BigInteger, nullable=True),
+    Column("evaluated_at", BigInteger, nullable=False),
+    Index("ix_alerts_rule_started", "rule", "started_at"),
+    Index("ix_alerts_state_started", "state", "started_at"),
+    Index("ix_alerts_endpoint_started", "endpoint", "started_at"),
+    Index("ix_alerts_fingerprint_started", "fingerprint", "started_at"),
+)
+
+# Where notifying an alert on a channel stands: when its firing was last sent (the
+# repeat interval counts from there), whether its resolve went out, and failed attempts.
+alert_channel_states = Table(
+    "alert_channel_states",
+    metadata,
+    Column("alert_id", ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True),
+    Column("channel", String(KEY_LENGTH), primary_key=True),
+    Column("firing_sent_at", BigInteger, nullable=True),
+    Column("resolved_sent_at", BigInteger, nullable=True),
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("failed_kind", String(16), nullable=True),
+    Column("last_attempt_at", BigInteger, nullable=True),
+)
+
+# A notification channel: its kind and the notifier's parameters (secrets included) as JSON.
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(KEY_LENGTH), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("created_by", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+alert_silences = Table(
+    "alert_silences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("matchers", Text, nullable=False),
+    Column("starts_at", BigInteger, nullable=False),
+    Column("ends_at", BigInteger, nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("created_by", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_alert_silences_ends", "ends_at"),
+)
+
+# Every delivery attempt of one grouped message to one channel.
+alert_notifications = Table(
+    "alert_notifications",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("channel", String(KEY_LENGTH), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("alert_ids", Text, nullable=False),
+    Column("group_labels", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_alert_notifications_channel_created", "channel", "created_at"),
+    Index("ix_alert_notifications_created", "created_at"),
+)
