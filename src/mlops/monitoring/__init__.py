@@ -4,6 +4,7 @@
 drift tests and reports, ``mlops.monitoring.alerts`` the rules, channels and silences.
 """
 
+from mlops.monitoring._baseline import METRIC_ALIASES, baseline_from_metrics, baseline_from_registry
 from mlops.monitoring._estimate import (
     CALIBRATION_METHODS,
     EstimatedPerformance,
@@ -14,12 +15,9 @@ from mlops.monitoring._estimate import (
 from mlops.monitoring._monitor import PREDICTION_COLUMN, ModelMonitor
 from mlops.monitoring._performance import (
     HIGHER_IS_BETTER,
-    METRIC_ALIASES,
     Degradation,
     PerformanceGroup,
     PerformanceReport,
-    baseline_from_metrics,
-    baseline_from_registry,
     calibrator_from_log,
     performance,
 )

@@ -11,7 +11,8 @@ import numpy as np
 
 from mlops.errors import InvalidInput, MLOpsError, NotFound
 from mlops.monitoring import _records
-from mlops.monitoring._performance import PerformanceReport, baseline_from_registry, performance
+from mlops.monitoring._baseline import baseline_from_registry
+from mlops.monitoring._performance import PerformanceReport, performance
 from mlops.monitoring._window import check_endpoint_name, read_window, resolve_window
 from mlops.monitoring.alerts import AlertManager
 from mlops.monitoring.drift import DEFAULT_MIN_ROWS, DriftReport, detect_drift

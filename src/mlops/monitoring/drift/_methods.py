@@ -17,7 +17,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
-from scipy import special, stats  # type: ignore[import-untyped]
+from scipy import special  # type: ignore[import-untyped]
 
 from mlops.errors import InvalidInput
 from mlops.monitoring.drift._columns import ColumnKind, FloatArray
@@ -111,13 +111,13 @@ class KolmogorovSmirnov(DriftMethod):
     def score(self, sample: ColumnSample) -> Score:
         reference, current = sample.reference_values, sample.current_values
         if max(reference.size, current.size) <= _KS_EXACT_MAX:
-            result = stats.ks_2samp(reference, current)
+            result = _stats().ks_2samp(reference, current)
             return Score(float(result.statistic), float(result.pvalue))
         gaps, _ = _cdf_gaps(reference, current)
         distance = float(np.abs(gaps).max()) if gaps.size else 0.0
         larger, smaller = max(reference.size, current.size), min(reference.size, current.size)
         effective = round(larger * smaller / (larger + smaller))
-        p_value = float(np.clip(stats.kstwo.sf(distance, effective), 0.0, 1.0))
+        p_value = float(np.clip(_stats().kstwo.sf(distance, effective), 0.0, 1.0))
         return Score(distance, p_value)
 
 
@@ -138,7 +138,7 @@ class ChiSquare(DriftMethod):
         with np.errstate(divide="ignore", invalid="ignore"):
             terms = np.where(expected > 0, (observed - expected) ** 2 / expected, np.inf)
         statistic = float(terms.sum())
-        return Score(statistic, float(stats.chi2.sf(statistic, observed.size - 1)))
+        return Score(statistic, float(_stats().chi2.sf(statistic, observed.size - 1)))
 
 
 class ProportionsZ(DriftMethod):
@@ -162,7 +162,7 @@ class ProportionsZ(DriftMethod):
         z = (reference_other / n1 - current_other / n2) / math.sqrt(
             pooled * (1 - pooled) * (1 / n1 + 1 / n2)
         )
-        return Score(z, float(2 * stats.norm.sf(abs(z))))
+        return Score(z, float(2 * _stats().norm.sf(abs(z))))
 
 
 class Wasserstein(DriftMethod):
@@ -270,9 +270,9 @@ class AndersonDarling(DriftMethod):
         with _WARNINGS_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                result = stats.anderson_ksamp(samples, variant="midrank")
+                result = _stats().anderson_ksamp(samples, variant="midrank")
             except TypeError:  # SciPy < 1.17 has no ``variant``; midrank is its default
-                result = stats.anderson_ksamp(samples)
+                result = _stats().anderson_ksamp(samples)
         return Score(float(result.statistic), float(result.pvalue))
 
 
@@ -294,7 +294,7 @@ class CramerVonMises(DriftMethod):
             # one value on both sides: nothing differs (SciPy's midrank formula would
             # report a huge statistic here; it assumes continuous data)
             return Score(0.0, 1.0)
-        result = stats.cramervonmises_2samp(reference, current)
+        result = _stats().cramervonmises_2samp(reference, current)
         return Score(float(result.statistic), float(result.pvalue))
 
 
@@ -452,3 +452,10 @@ def check_drift_method(method: DriftMethod) -> None:
 def _require(condition: bool, message: str) -> None:
     if not condition:
         raise AssertionError(message)
+
+
+def _stats() -> Any:
+    """scipy.stats, imported on first use: it takes most of a second to import."""
+    from scipy import stats  # type: ignore[import-untyped,unused-ignore]
+
+    return stats
