@@ -11,6 +11,7 @@ import pytest
 
 from mlops.store import Store
 from mlops.store._schema import prediction_feedback, prediction_log
+from monitoring.alert_support import BACKENDS, Clock, Signals, backend_store
 
 #: A fixed "now" (epoch ms) that the tests inject, so windows never depend on the clock.
 NOW = 1_750_000_000_000
@@ -87,3 +88,23 @@ def serve() -> Iterator[Callable[..., Any]]:
     yield start
     for server in started:
         server.stop()
+
+
+# -- alerting: a store per backend, a settable clock and settable signals ---------------
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """An alerting store on each backend (only the alerting tables are emptied)."""
+    with backend_store(request, tmp_path) as store:
+        yield store
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def signals() -> Signals:
+    return Signals()

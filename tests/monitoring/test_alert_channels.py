@@ -33,23 +33,7 @@ from mlops.monitoring.alerts import (
     check_notifier,
 )
 from mlops.store import Store
-from monitoring.alert_support import BACKENDS, Clock, Signals, backend_store, latency_rule, manager
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with backend_store(request, tmp_path) as store:
-        yield store
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def signals() -> Signals:
-    return Signals()
+from monitoring.alert_support import Clock, Signals, latency_rule, manager
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,30 +13,12 @@ from mlops.monitoring.alerts._engine import fingerprint
 from mlops.store import Store
 from mlops.store._schema import alerts
 from monitoring.alert_support import (
-    BACKENDS,
     Clock,
     Signals,
-    backend_store,
     latency_rule,
     manager,
     recorded_events,
 )
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with backend_store(request, tmp_path) as store:
-        yield store
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def signals() -> Signals:
-    return Signals()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +11,7 @@ from mlops.deployment import LeaderLock
 from mlops.errors import InvalidInput
 from mlops.monitoring.alerts import AlertEvaluator, AlertManager, WebhookNotifier
 from mlops.store import Store
-from monitoring.alert_support import BACKENDS, Clock, Signals, backend_store, latency_rule
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with backend_store(request, tmp_path) as store:
-        yield store
+from monitoring.alert_support import Clock, Signals, latency_rule
 
 
 def test_differently_named_leader_locks_are_independent(store: Store) -> None:

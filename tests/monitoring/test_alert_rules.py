@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,18 +20,7 @@ from mlops.monitoring.alerts import (
     default_rules,
 )
 from mlops.store import Store
-from monitoring.alert_support import BACKENDS, Clock, Signals, backend_store, latency_rule, manager
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with backend_store(request, tmp_path) as store:
-        yield store
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from monitoring.alert_support import Clock, Signals, latency_rule, manager
 
 
 @pytest.fixture

@@ -382,3 +382,9 @@ def test_performance_of_a_real_server_from_http_predictions_and_feedback(
     assert [group.key for group in report.groups] == ["stable"]
     assert report.estimated is not None
     assert report.estimated.rows == 90
+
+    # Drift reads the same log: rows of both protocols, not the rejected request's inputs.
+    drift = ml.monitor.drift("churn", window="1h", reference=numeric_frame(rows=400, seed=5))
+    assert drift.current_rows == 90
+    assert {column.name for column in drift.columns} == set(frame.columns)
+    assert all(column.drifted is not None for column in drift.columns)

@@ -255,7 +255,8 @@ class ModelMonitor:
         if name is None or number is None:
             raise NotFound(
                 f"endpoint {endpoint!r} has no registered model version to take a reference "
-                "from; pass reference=<a DataFrame of training data>, or model='…'"
+                "from; pass reference=<a DataFrame of training data> (--reference FILE on the "
+                "command line), or model='…'"
             )
         key = (name, number)
         with self._lock:
@@ -274,7 +275,7 @@ class ModelMonitor:
             raise NotFound(
                 f"version {number} of model {name!r} has no reference profile to compare "
                 "with; register it with reference_data=<training features>, or pass "
-                "reference=<a DataFrame>"
+                "reference=<a DataFrame> (--reference FILE on the command line)"
             )
         sample = profile["sample"]
         names = [str(column) for column in sample["columns"]]
@@ -338,17 +339,20 @@ class ModelMonitor:
         )
         assert data.inputs is not None
         features = [n for n in names or () if n != PREDICTION_COLUMN] or None
-        decoded = decode_inputs(data.inputs.tolist(), names=features)
+        # Only what the model answered: a rejected request's inputs (422) never reached it.
+        answered = np.flatnonzero(data.status < 400)
+        decoded = decode_inputs(data.inputs[answered].tolist(), names=features)
         if decoded.rows == 0:
             raise InvalidInput(
-                f"endpoint {endpoint!r} logged no decodable inputs in {span.label} "
-                f"({data.requests} requests, {decoded.skipped} undecodable, "
-                f"{decoded.missing} without inputs); widen the window, or pass current=…"
+                f"endpoint {endpoint!r} logged no decodable inputs of answered requests in "
+                f"{span.label} ({data.requests} requests, {len(answered)} answered, "
+                f"{decoded.skipped} undecodable, {decoded.missing} without inputs); widen the "
+                "window, or pass current=…"
             )
         columns = dict(decoded.columns)
         if predictions and data.rows:
             columns[PREDICTION_COLUMN] = _align_predictions(
-                decoded.request, decoded.row_index, data.row_request, data.row_index, data
+                answered[decoded.request], decoded.row_index, data.row_request, data.row_index, data
             )
         return columns
 
