@@ -12,6 +12,7 @@ from mlops.monitoring._estimate import (
     estimate_performance,
     fit_calibrator,
 )
+from mlops.monitoring._inputs import DecodedInputs, decode_inputs, read_inputs
 from mlops.monitoring._monitor import PREDICTION_COLUMN, ModelMonitor
 from mlops.monitoring._performance import (
     HIGHER_IS_BETTER,
@@ -29,12 +30,9 @@ from mlops.monitoring._records import (
 )
 from mlops.monitoring._signals import PIPELINE_TAG, MonitorSignals
 from mlops.monitoring._window import (
-    DecodedInputs,
     PredictionWindow,
     Window,
-    decode_inputs,
     parse_window,
-    read_inputs,
     read_window,
     resolve_window,
 )

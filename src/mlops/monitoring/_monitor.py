@@ -325,7 +325,7 @@ class ModelMonitor:
         now_ms: int | None,
         predictions: bool,
     ) -> dict[str, np.ndarray[Any, Any]]:
-        from mlops.monitoring._window import decode_inputs
+        from mlops.monitoring._inputs import decode_inputs
 
         span = resolve_window(window, last=last, since=since, until=until, now_ms=now_ms)
         data = read_window(
