@@ -96,6 +96,9 @@ def _body_columns(document: Any, names: Sequence[str] | None) -> dict[str, list[
         return None
     if type(document) is dict and ("truncated" in document or "unloggable" in document):
         return None
+    fast = _records_columns(document)
+    if fast is not None:
+        return fast
     try:
         if _is_v2(document):
             return _v2_columns(document, names)
@@ -110,6 +113,34 @@ def _body_columns(document: Any, names: Sequence[str] | None) -> dict[str, list[
     if len(lengths) != 1 or lengths == {0}:
         return None
     return result
+
+
+# Keys that make a dict a protocol envelope rather than one record of feature values.
+_ENVELOPE_KEYS = frozenset(
+    {"inputs", "instances", "dataframe_split", "dataframe_records", "columns", "rows", "data"}
+)
+_SCALAR_TYPES = (int, float, str, bool, type(None))
+
+
+def _records_columns(document: Any) -> dict[str, list[Any]] | None:
+    """The common bodies — one record, or a list of records, of scalar values — read
+    without the general payload parser (several times faster); None for anything else."""
+    if type(document) is dict:
+        if not document or not _ENVELOPE_KEYS.isdisjoint(document):
+            return None
+        if not all(type(value) in _SCALAR_TYPES for value in document.values()):
+            return None
+        return {str(key): [value] for key, value in document.items()}
+    if type(document) is not list or not document:
+        return None
+    keys: dict[str, None] = {}
+    for record in document:
+        if type(record) is not dict or not all(
+            type(value) in _SCALAR_TYPES for value in record.values()
+        ):
+            return None
+        keys.update(dict.fromkeys(record))
+    return {key: [record.get(key) for record in document] for key in keys}
 
 
 def _is_v2(document: Any) -> bool:

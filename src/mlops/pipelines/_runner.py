@@ -1,0 +1,187 @@
+"""``run_pipeline``: one tracked run of a pipeline, a whole one, one stage or a resumption."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops.errors import Conflict, InvalidInput, NotFound
+from mlops.pipelines._cache import (
+    TAG_CACHE_KEY,
+    TAG_PIPELINE,
+    TAG_STEP,
+    OutputRef,
+    latest_output,
+    output_of,
+)
+from mlops.pipelines._execute import StepRunner, param_text
+from mlops.pipelines._graph import Pipeline
+from mlops.pipelines._local import LocalExecutor
+from mlops.pipelines._results import PipelineRun, PipelineState
+from mlops.tracking import ExperimentTracker, RunStatus
+from mlops.tracking._validation import check_run_id
+
+if TYPE_CHECKING:
+    from mlops._client import MLOps
+
+__all__ = ["EXECUTORS", "run_pipeline"]
+
+#: The executors ``run_pipeline`` accepts.
+EXECUTORS = ("local",)
+
+TAG_PIPELINE_STATE = "mlops.pipeline.state"
+TAG_STAGE = "mlops.pipeline.stage"
+TAG_RESUMED_FROM = "mlops.pipeline.resumed_from"
+TAG_EXECUTOR = "mlops.pipeline.executor"
+
+
+def run_pipeline(
+    ml: MLOps,
+    pipeline: Pipeline,
+    *,
+    params: Mapping[str, Any] | None = None,
+    stage: str | None = None,
+    resume_from: str | None = None,
+    executor: str = "local",
+    max_workers: int | None = None,
+    experiment: int | str | None = None,
+) -> PipelineRun:
+    """Run ``pipeline`` as a tracked run with one child run per step.
+
+    Args:
+        params: values for the pipeline params (and step parameter defaults) for this run.
+        stage: run only this step, on the latest successful outputs of its upstream steps.
+        resume_from: the id of a failed run of this pipeline; its successful outputs are
+            reused (where code, params and inputs are unchanged) and the rest is run.
+        executor: "local", a thread pool in this process.
+        max_workers: CPUs the local executor may use at once (default: all of them);
+            1 runs the steps one after another in the calling thread.
+        experiment: the experiment (name or id) of the run; created if named and missing.
+
+    Returns the ``PipelineRun``; a step that fails leaves it FAILED rather than raising.
+    """
+    if not isinstance(pipeline, Pipeline):
+        raise InvalidInput(
+            f"run_pipeline takes a Pipeline, got {type(pipeline).__name__}; build one with "
+            "Pipeline(name, steps=[...], params={...})"
+        )
+    if executor not in EXECUTORS:
+        raise InvalidInput(
+            f"executor {executor!r} is not available; use one of {', '.join(EXECUTORS)}"
+        )
+    if stage is not None and resume_from is not None:
+        raise InvalidInput("give stage= or resume_from=, not both")
+    local = LocalExecutor(max_workers)
+    tracker = ml.tracking
+    values = _resolve_params(pipeline, params)
+    if stage is not None:
+        pipeline.step(stage)
+        order: tuple[str, ...] = (stage,)
+        outputs = _upstream_outputs(tracker, pipeline, stage)
+        reusable: dict[str, tuple[OutputRef, str]] = {}
+    else:
+        order = pipeline.order
+        outputs = {}
+        reusable = {} if resume_from is None else _resumable(tracker, pipeline, resume_from)
+
+    tags = {TAG_PIPELINE: pipeline.name, TAG_EXECUTOR: executor}
+    if stage is not None:
+        tags[TAG_STAGE] = stage
+    if resume_from is not None:
+        tags[TAG_RESUMED_FROM] = resume_from
+    experiment_ref = (
+        tracker.set_experiment(experiment).id if isinstance(experiment, str) else experiment
+    )
+    parent = tracker.start_run(experiment_ref, name=pipeline.name, tags=tags)
+    with parent, tempfile.TemporaryDirectory(prefix="mlops-pipeline-") as scratch:
+        if values:
+            parent.log_params({key: param_text(value) for key, value in values.items()})
+        runner = StepRunner(tracker, pipeline, parent, values, Path(scratch), outputs, reusable)
+        upstream = {name: [d for d in pipeline.upstream(name) if d in order] for name in order}
+        cpu = {name: pipeline.step(name).resources.cpu for name in order}
+        results = local.run(order, upstream, cpu, runner.execute, runner.skip)
+        records = tuple(results[name] for name in order)
+        succeeded = all(record.state.has_output for record in records)
+        state = PipelineState.SUCCEEDED if succeeded else PipelineState.FAILED
+        parent.set_tag(TAG_PIPELINE_STATE, state.value)
+        parent.end(RunStatus.FINISHED if succeeded else RunStatus.FAILED)
+    return PipelineRun(
+        run_id=parent.id,
+        pipeline=pipeline.name,
+        state=state,
+        steps=records,
+        params=values,
+        _outputs={name: runner.outputs[name] for name in order if name in runner.outputs},
+    )
+
+
+def _resolve_params(pipeline: Pipeline, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    if overrides is None:
+        return dict(pipeline.params)
+    if not isinstance(overrides, Mapping):
+        raise InvalidInput(
+            f"params must be a mapping of name to value, got {type(overrides).__name__}"
+        )
+    unknown = sorted(set(overrides) - pipeline.param_names, key=str)
+    if unknown:
+        raise InvalidInput(
+            f"pipeline {pipeline.name!r} takes no param {unknown[0]!r}; its params are "
+            f"{', '.join(sorted(pipeline.param_names)) or 'none'}"
+        )
+    return {**pipeline.params, **overrides}
+
+
+def _upstream_outputs(
+    tracker: ExperimentTracker, pipeline: Pipeline, stage: str
+) -> dict[str, OutputRef]:
+    outputs = {}
+    for source in pipeline.upstream(stage):
+        found = latest_output(tracker, pipeline.name, source)
+        if found is None:
+            raise NotFound(
+                f"stage {stage!r} of pipeline {pipeline.name!r} needs the output of step "
+                f"{source!r}, which has never succeeded; run the whole pipeline first, or "
+                f"stage={source!r}"
+            )
+        outputs[source] = found
+    return outputs
+
+
+def _resumable(
+    tracker: ExperimentTracker, pipeline: Pipeline, run_id: str
+) -> dict[str, tuple[OutputRef, str]]:
+    """The outputs of a failed run of ``pipeline``, with the cache key of each."""
+    check_run_id(run_id)
+    run = tracker.get_run(run_id)
+    owner = run.tags.get(TAG_PIPELINE)
+    if owner != pipeline.name or run.parent_run_id is not None:
+        what = f"a run of pipeline {owner!r}" if owner else "not a pipeline run"
+        raise InvalidInput(
+            f"run '{run_id}' is {what}, so pipeline {pipeline.name!r} cannot resume from it; "
+            "give the id of one of its failed runs"
+        )
+    if run.status is RunStatus.RUNNING:
+        raise Conflict(f"pipeline run '{run_id}' is still running; resume it once it has ended")
+    if run.status is RunStatus.FINISHED:
+        raise InvalidInput(
+            f"pipeline run '{run_id}' succeeded, so there is nothing to resume; run the "
+            "pipeline again instead (unchanged steps come from the cache)"
+        )
+    children = tracker.search_runs(
+        run.experiment_id, f"attributes.parent_run_id = '{run_id}'", max_results=1000
+    )
+    reusable: dict[str, tuple[OutputRef, str]] = {}
+    for child in children:
+        name = child.tags.get(TAG_STEP)
+        if (
+            child.status is not RunStatus.FINISHED
+            or name is None
+            or TAG_CACHE_KEY not in child.tags
+        ):
+            continue
+        ref = output_of(tracker, name, child)
+        if ref is not None:
+            reusable[name] = (ref, child.tags[TAG_CACHE_KEY])
+    return reusable
