@@ -274,6 +274,8 @@ def _find_cycle(stuck: list[str], upstream: Mapping[str, tuple[str, ...]]) -> li
         current = next(source for source in upstream[current] if source in remaining)
     cycle = path[on_path[current] :]
     cycle.reverse()  # walked against the data flow
+    start = cycle.index(min(cycle, key=stuck.index))  # from the step declared first
+    cycle = cycle[start:] + cycle[:start]
     return [*cycle, cycle[0]]
 
 

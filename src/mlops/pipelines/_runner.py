@@ -156,7 +156,12 @@ def _resumable(
     check_run_id(run_id)
     run = tracker.get_run(run_id)
     owner = run.tags.get(TAG_PIPELINE)
-    if owner != pipeline.name or run.parent_run_id is not None:
+    if owner is not None and run.parent_run_id is not None:
+        raise InvalidInput(
+            f"run '{run_id}' is a step of a pipeline run; resume from the pipeline run "
+            f"itself: resume_from='{run.parent_run_id}'"
+        )
+    if owner != pipeline.name:
         what = f"a run of pipeline {owner!r}" if owner else "not a pipeline run"
         raise InvalidInput(
             f"run '{run_id}' is {what}, so pipeline {pipeline.name!r} cannot resume from it; "
