@@ -12,6 +12,7 @@ import numpy as np
 from mlops.errors import InvalidInput, MLOpsError, NotFound
 from mlops.monitoring import _records
 from mlops.monitoring._baseline import baseline_from_registry
+from mlops.monitoring._estimate import ProbabilityCalibrator
 from mlops.monitoring._performance import PerformanceReport, performance
 from mlops.monitoring._window import check_endpoint_name, read_window, resolve_window
 from mlops.monitoring.alerts import AlertManager
@@ -98,6 +99,7 @@ class ModelMonitor:
         baseline: Mapping[str, float] | str | None = "auto",
         model: str | None = None,
         min_labels: int = 30,
+        calibrator: ProbabilityCalibrator | None = None,
         now_ms: int | None = None,
     ) -> PerformanceReport:
         """Traffic and model quality of an endpoint over a window, against a baseline.
@@ -106,7 +108,8 @@ class ModelMonitor:
         production version of ``model``, default: the endpoint's model or a model named
         like the endpoint) and reports nothing to compare when there is none; a stage,
         "@alias" or version number picks another version; a mapping gives the numbers.
-        ``window`` is None when ``last`` or ``since`` choose the requests.
+        ``window`` is None when ``last`` or ``since`` choose the requests. ``calibrator``
+        (``calibrator_from_log`` on a labelled window) calibrates the label-free estimates.
         """
         if window is not None and (last is not None or since is not None):
             window = None
@@ -123,6 +126,7 @@ class ModelMonitor:
             task=task,
             baseline=chosen,
             min_labels=min_labels,
+            calibrator=calibrator,
             now_ms=now_ms,
         )
 
