@@ -226,3 +226,19 @@ def test_pipeline_failures_signal_counts_failed_runs_in_a_row(ml: mlops.MLOps) -
         ("pipeline-failures", "train")
     ]
     assert firing[0].value == 2.0
+
+
+def test_performance_estimates_with_a_calibrator_fitted_on_the_log(ml: mlops.MLOps) -> None:
+    from mlops.monitoring import calibrator_from_log
+
+    model, number = _register(ml)
+    frame = _frame(400, seed=7)
+    ids = _traffic(ml, model, frame, version=number, start=NOW - 2 * HOUR)
+    ml.monitor.record_feedback_batch("churn", ids, _labels(frame).tolist(), ts=NOW)
+    calibrator = calibrator_from_log(ml.store, "churn", since=NOW - 2 * HOUR, until=NOW)
+    plain = ml.monitor.performance("churn", window="2h", now_ms=NOW)
+    calibrated = ml.monitor.performance("churn", window="2h", now_ms=NOW, calibrator=calibrator)
+    assert plain.estimated is not None
+    assert calibrated.estimated is not None
+    assert not plain.estimated.calibrated
+    assert calibrated.estimated.calibrated
