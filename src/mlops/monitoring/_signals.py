@@ -130,7 +130,7 @@ class MonitorSignals:
             return None
         signal = rule.signal
         if signal == "drift_share":
-            return report.share if report.drifted_count or _tested(report) else None
+            return report.share if _tested(report) else None
         if signal == "dataset_drift":
             return float(report.dataset_drift) if _tested(report) else None
         if signal == "multivariate_drift":
