@@ -1,7 +1,7 @@
 """Deployments: roll registry versions out to endpoints with safe strategies."""
 
 from mlops.deployment._analysis import AnalysisResult, VersionStats, analyse, version_stats
-from mlops.deployment._controller import DeploymentController, LeaderLock
+from mlops.deployment._controller import DeploymentController, LeaderLock, LeaderTicker
 from mlops.deployment._manager import (
     Deployment,
     DeploymentEvent,
@@ -35,6 +35,7 @@ __all__ = [
     "DeploymentState",
     "Direct",
     "LeaderLock",
+    "LeaderTicker",
     "Rolling",
     "Shadow",
     "Strategy",

@@ -12,10 +12,10 @@ from typing import IO, Any
 import sqlalchemy as sa
 
 from mlops.deployment._manager import DeploymentManager
-from mlops.errors import MLOpsError
+from mlops.errors import InvalidInput, MLOpsError
 from mlops.store import Store
 
-__all__ = ["DeploymentController", "LeaderLock"]
+__all__ = ["DeploymentController", "LeaderLock", "LeaderTicker"]
 
 _log = logging.getLogger(__name__)
 # Arbitrary constant: the PostgreSQL advisory lock held by the leading controller.
@@ -105,48 +105,76 @@ class LeaderLock:
             self._connection = None
 
 
-class DeploymentController:
-    """Calls ``manager.advance()`` every ``interval`` seconds while this process leads."""
+class LeaderTicker:
+    """A daemon thread that calls ``run_once()`` every ``interval`` seconds; each
+    ``run_once`` first takes ``lock_name``'s LeaderLock, so one process per database works.
 
-    def __init__(self, manager: DeploymentManager, store: Store, *, interval: float = 1.0) -> None:
-        self._manager = manager
-        self._lock = LeaderLock(store)
-        self._interval = interval
+    Subclasses implement ``run_once`` (holding ``_tick_lock`` while they tick, so a call
+    from a test never interleaves with the thread's). ``stop()`` ends the thread after its
+    current tick and gives up leadership.
+    """
+
+    _description = "background tick"
+
+    def __init__(self, store: Store, lock_name: str, interval: float) -> None:
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+            raise InvalidInput(f"interval must be a positive number of seconds; got {interval!r}")
+        self._lock = LeaderLock(store, lock_name)
+        self._interval = float(interval)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._tick_lock = threading.Lock()
 
     @property
     def leading(self) -> bool:
         return self._lock.held
 
-    def run_once(self) -> bool:
-        """One tick: lead if nobody else does, then advance due deployments."""
-        if not self._lock.acquire():
-            return False
-        try:
-            self._manager.advance()
-        except MLOpsError as error:  # keep the loop alive; the next tick tries again
-            _log.warning("deployment controller: %s", error)
-        return True
+    def run_once(self) -> object:
+        raise NotImplementedError
 
     def start(self) -> None:
+        """Tick in a background daemon thread until ``stop()`` (idempotent)."""
         if self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="mlops-controller", daemon=True)
+        name = f"mlops-{self._description.replace(' ', '-')}"
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
                 self.run_once()
-            except Exception:
-                _log.exception("deployment controller tick failed")
+            except Exception:  # a database hiccup must not end the loop; the next tick retries
+                _log.exception("%s failed", self._description)
             self._stop.wait(self._interval)
 
     def stop(self) -> None:
+        """Stop ticking (after the current tick), wait for the thread, give up leadership."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        self._lock.release()
+        with self._tick_lock:
+            self._lock.release()
+
+
+class DeploymentController(LeaderTicker):
+    """Calls ``manager.advance()`` every ``interval`` seconds while this process leads."""
+
+    _description = "deployment controller"
+
+    def __init__(self, manager: DeploymentManager, store: Store, *, interval: float = 1.0) -> None:
+        super().__init__(store, "controller", interval)
+        self._manager = manager
+
+    def run_once(self) -> bool:
+        """One tick: lead if nobody else does, then advance due deployments."""
+        with self._tick_lock:
+            if not self._lock.acquire():
+                return False
+            try:
+                self._manager.advance()
+            except MLOpsError as error:  # keep the loop alive; the next tick tries again
+                _log.warning("deployment controller: %s", error)
+            return True

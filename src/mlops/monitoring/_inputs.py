@@ -81,7 +81,7 @@ def decode_inputs(
         row_index.extend(range(count))
         decoded += 1
     return DecodedInputs(
-        columns={name: _column_array(values) for name, values in columns.items()},
+        columns={name: column_array(values) for name, values in columns.items()},
         request=np.array(request, dtype=np.int64),
         row_index=np.array(row_index, dtype=np.int64),
         decoded=decoded,
@@ -172,7 +172,8 @@ def _v2_columns(document: dict[str, Any], names: Sequence[str] | None) -> dict[s
     return columns
 
 
-def _column_array(values: list[Any]) -> npt.NDArray[Any]:
+def column_array(values: list[Any]) -> npt.NDArray[Any]:
+    """Numbers, bools and nulls as float64 (NaN for null); anything else as objects."""
     if all(value is None or type(value) in (int, float, bool) for value in values):
         return np.array([np.nan if value is None else value for value in values], dtype=np.float64)
     return _object_array(values)

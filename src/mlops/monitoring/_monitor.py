@@ -13,6 +13,7 @@ from mlops.errors import InvalidInput, MLOpsError, NotFound
 from mlops.monitoring import _records
 from mlops.monitoring._baseline import baseline_from_registry
 from mlops.monitoring._estimate import ProbabilityCalibrator
+from mlops.monitoring._inputs import column_array, decode_inputs
 from mlops.monitoring._performance import PerformanceReport, performance
 from mlops.monitoring._window import check_endpoint_name, read_window, resolve_window
 from mlops.monitoring.alerts import AlertManager
@@ -285,8 +286,7 @@ class ModelMonitor:
         names = [str(column) for column in sample["columns"]]
         rows = sample["data"]
         columns = {
-            column: _column_array([row[index] for row in rows])
-            for index, column in enumerate(names)
+            column: column_array([row[index] for row in rows]) for index, column in enumerate(names)
         }
         if PREDICTION_COLUMN not in columns:
             predicted = self._reference_predictions(name, number, names, rows)
@@ -315,7 +315,7 @@ class ModelMonitor:
         array = np.asarray(values)
         if array.ndim != 1 or len(array) != len(rows):
             return None
-        return _column_array(array.tolist())
+        return column_array(array.tolist())
 
     def _current(
         self,
@@ -329,8 +329,6 @@ class ModelMonitor:
         now_ms: int | None,
         predictions: bool,
     ) -> dict[str, np.ndarray[Any, Any]]:
-        from mlops.monitoring._inputs import decode_inputs
-
         span = resolve_window(window, last=last, since=since, until=until, now_ms=now_ms)
         data = read_window(
             self._store,
@@ -378,19 +376,7 @@ def _align_predictions(
     values = np.empty(len(input_keys), dtype=object)
     values[:] = None
     values[at_input] = data.prediction[at_output]
-    return _column_array(values.tolist())
-
-
-def _column_array(values: list[Any]) -> np.ndarray[Any, Any]:
-    """Numbers (and nulls) as float64 with NaN; anything else as an object array."""
-    if all(
-        value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-        for value in values
-    ):
-        return np.array([np.nan if value is None else value for value in values], dtype=float)
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
+    return column_array(values.tolist())
 
 
 def _prediction_column(reference: Any, current: Any) -> str | None:
