@@ -7,12 +7,13 @@ never looks like a reusable one.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops.errors import InvalidInput, MLOpsError
 from mlops.pipelines._cache import (
@@ -32,12 +33,16 @@ from mlops.pipelines._cache import (
     store_output,
     value_hash,
 )
+from mlops.pipelines._context import StepContext, using_context
 from mlops.pipelines._graph import Pipeline
 from mlops.pipelines._local import StepTimeout, call_with_timeout
 from mlops.pipelines._results import StepRun, StepState
 from mlops.pipelines._step import Step
 from mlops.tracking import ActiveRun, ExperimentTracker, RunStatus
 from mlops.tracking._validation import MAX_TAG_VALUE_LENGTH, now_ms
+
+if TYPE_CHECKING:
+    from mlops._client import MLOps
 
 __all__ = ["StepRunner", "error_summary", "param_text"]
 
@@ -56,7 +61,7 @@ class StepRunner:
     succeeds; ``reusable`` holds the outputs of a resumed run with each one's cache key.
     """
 
-    tracker: ExperimentTracker
+    ml: MLOps
     pipeline: Pipeline
     parent: ActiveRun
     params: Mapping[str, Any]
@@ -64,6 +69,10 @@ class StepRunner:
     outputs: dict[str, OutputRef] = field(default_factory=dict)
     reusable: Mapping[str, tuple[OutputRef, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def tracker(self) -> ExperimentTracker:
+        return self.ml.tracking
 
     def execute(self, name: str) -> StepRun:
         """Run step ``name`` (or reuse its output); step failures end up in the record."""
@@ -87,6 +96,12 @@ class StepRunner:
             name=name,
             state=StepState.SKIPPED,
             error=f"upstream step {blocker.name!r} {why.replace('_', ' ')}",
+        )
+
+    def cancel(self, name: str) -> StepRun:
+        """The record of a step not started because the run was asked to stop."""
+        return StepRun(
+            name=name, state=StepState.CANCELLED, error="the pipeline run was cancelled"
         )
 
     # -- inputs and keys ----------------------------------------------------------------
@@ -175,7 +190,7 @@ class StepRunner:
     ) -> StepRun:
         tags = self._tags(step, key, cached=False)
         with self.parent.start_child(name=step.name, tags=tags) as child:
-            attempts, value, failure = self._call(step, step_params)
+            attempts, value, failure = self._call(step, step_params, child)
             if failure is None:
                 try:
                     output_hash = self._store(step, child.id, value)
@@ -211,7 +226,7 @@ class StepRunner:
         )
 
     def _call(
-        self, step: Step, step_params: Mapping[str, Any]
+        self, step: Step, step_params: Mapping[str, Any], child: ActiveRun
     ) -> tuple[int, Any, Exception | None]:
         """Call the step, retrying failures; return (attempts, output, last failure)."""
         try:
@@ -220,11 +235,30 @@ class StepRunner:
             return 0, None, error
         failure: Exception | None = None
         for attempt in range(1, step.retries + 2):
+            context = self.context(step, child, attempt, step_params)
             try:
-                return attempt, call_with_timeout(step.fn, kwargs, step.timeout, step.name), None
+                call = functools.partial(_call_in_context, context, step.fn, kwargs)
+                value = call_with_timeout(call, {}, step.timeout, step.name)
+                return attempt, value, None
             except Exception as error:
                 failure = error
         return step.retries + 1, None, failure
+
+    def context(
+        self, step: Step, child: ActiveRun, attempt: int, step_params: Mapping[str, Any]
+    ) -> StepContext:
+        """The ``step_context()`` of one attempt of ``step``."""
+        ml = self.ml
+        return StepContext(
+            pipeline=self.pipeline.name,
+            step=step.name,
+            run_id=child.id,
+            pipeline_run_id=self.parent.id,
+            experiment_id=child.experiment_id,
+            attempt=attempt,
+            params=dict(step_params),
+            connect=lambda: ml,
+        )
 
     def _end_failed(
         self,
@@ -293,6 +327,11 @@ def _serialize(step: Step, value: Any) -> bytes:
             f"{got}; return a dict with exactly those keys"
         )
     return serialize(step.name, value)
+
+
+def _call_in_context(context: StepContext, fn: Any, kwargs: Mapping[str, Any]) -> Any:
+    with using_context(context):
+        return fn(**kwargs)
 
 
 def error_summary(error: BaseException) -> str:

@@ -23,6 +23,12 @@ __all__ = ["LocalExecutor", "StepTimeout", "call_with_timeout"]
 
 Execute = Callable[[str], StepRun]
 Skip = Callable[[str, StepRun], StepRun]
+Cancel = Callable[[str], StepRun]
+ShouldStop = Callable[[], bool]
+
+
+def _never() -> bool:
+    return False
 
 
 class StepTimeout(TimeoutError):
@@ -54,22 +60,36 @@ class LocalExecutor:
         cpu: Mapping[str, float],
         execute: Execute,
         skip: Skip,
+        cancel: Cancel | None = None,
+        should_stop: ShouldStop | None = None,
     ) -> dict[str, StepRun]:
         """Run ``order`` (a topological order); ``skip`` records a step whose upstream
         step (the record it gets) did not succeed. ``upstream`` lists, per step, the
-        steps of ``order`` it depends on."""
+        steps of ``order`` it depends on. Before each step starts ``should_stop`` is
+        asked; once it says yes, ``cancel`` records every step not yet started."""
+        stop = should_stop or _never
         if self.max_workers == 1 or len(order) == 1:
-            return self._run_sequentially(order, upstream, execute, skip)
-        return self._run_in_pool(order, upstream, cpu, execute, skip)
+            return self._run_sequentially(order, upstream, execute, skip, cancel, stop)
+        return self._run_in_pool(order, upstream, cpu, execute, skip, cancel, stop)
 
     @staticmethod
     def _run_sequentially(
-        order: Sequence[str], upstream: Mapping[str, Sequence[str]], execute: Execute, skip: Skip
+        order: Sequence[str],
+        upstream: Mapping[str, Sequence[str]],
+        execute: Execute,
+        skip: Skip,
+        cancel: Cancel | None,
+        stop: ShouldStop,
     ) -> dict[str, StepRun]:
         results: dict[str, StepRun] = {}
         for name in order:
             blocker = _blocker(upstream[name], results)
-            results[name] = execute(name) if blocker is None else skip(name, blocker)
+            if blocker is not None:
+                results[name] = skip(name, blocker)
+            elif cancel is not None and stop():
+                results[name] = cancel(name)
+            else:
+                results[name] = execute(name)
         return results
 
     def _run_in_pool(
@@ -79,6 +99,8 @@ class LocalExecutor:
         cpu: Mapping[str, float],
         execute: Execute,
         skip: Skip,
+        cancel: Cancel | None,
+        stop: ShouldStop,
     ) -> dict[str, StepRun]:
         capacity = float(self.max_workers)
         need = {name: min(cpu[name], capacity) for name in order}
@@ -96,6 +118,9 @@ class LocalExecutor:
                     blocker = _blocker(upstream[name], results)
                     if blocker is not None:
                         results[name] = skip(name, blocker)
+                        pending.remove(name)
+                    elif cancel is not None and stop():
+                        results[name] = cancel(name)
                         pending.remove(name)
                     elif not running or used + need[name] <= capacity:
                         running[pool.submit(execute, name)] = name

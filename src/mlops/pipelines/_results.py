@@ -10,7 +10,7 @@ from typing import Any
 from mlops.errors import InvalidInput, NotFound
 from mlops.pipelines._cache import OutputRef
 
-__all__ = ["PipelineRun", "PipelineState", "StepRun", "StepState"]
+__all__ = ["PipelineRun", "PipelineState", "StepEvent", "StepRun", "StepState"]
 
 
 class StepState(enum.StrEnum):
@@ -21,6 +21,7 @@ class StepState(enum.StrEnum):
     CACHED = "cached"  # an earlier output was reused
     SKIPPED = "skipped"  # not run because a step it depends on did not succeed
     TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"  # not started because the run was asked to stop
 
     @property
     def has_output(self) -> bool:
@@ -32,6 +33,7 @@ class PipelineState(enum.StrEnum):
 
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # stopped by ``should_stop`` before every step had run
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,21 @@ class StepRun:
             "attempts": self.attempts,
             "output_run_id": self.output_run_id,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvent:
+    """What ``run_pipeline(on_step=...)`` is told: a step started (``record`` is None)
+    or ended (``record`` says how)."""
+
+    pipeline: str
+    pipeline_run_id: str
+    step: str
+    record: StepRun | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.record is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ from mlops.pipelines._cache import (
 from mlops.pipelines._execute import StepRunner, param_text
 from mlops.pipelines._graph import Pipeline
 from mlops.pipelines._local import LocalExecutor
-from mlops.pipelines._results import PipelineRun, PipelineState
+from mlops.pipelines._results import PipelineRun, PipelineState, StepEvent, StepRun, StepState
 from mlops.tracking import ExperimentTracker, RunStatus
 from mlops.tracking._validation import check_run_id
 
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from mlops._client import MLOps
 
 __all__ = ["EXECUTORS", "run_pipeline"]
+
+_log = logging.getLogger(__name__)
 
 #: The executors ``run_pipeline`` accepts.
 EXECUTORS = ("local",)
@@ -47,6 +50,8 @@ def run_pipeline(
     executor: str = "local",
     max_workers: int | None = None,
     experiment: int | str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_step: Callable[[StepEvent], None] | None = None,
 ) -> PipelineRun:
     """Run ``pipeline`` as a tracked run with one child run per step.
 
@@ -59,6 +64,10 @@ def run_pipeline(
         max_workers: CPUs the local executor may use at once (default: all of them);
             1 runs the steps one after another in the calling thread.
         experiment: the experiment (name or id) of the run; created if named and missing.
+        should_stop: asked before each step starts; once it returns True, the steps not
+            yet started end CANCELLED and so does the run (running steps finish).
+        on_step: called with a ``StepEvent`` when a step starts and when it ends (from
+            the thread that runs it); what it raises is logged and otherwise ignored.
 
     Returns the ``PipelineRun``; a step that fails leaves it FAILED rather than raising.
     """
@@ -98,15 +107,23 @@ def run_pipeline(
     with parent, tempfile.TemporaryDirectory(prefix="mlops-pipeline-") as scratch:
         if values:
             parent.log_params({key: param_text(value) for key, value in values.items()})
-        runner = StepRunner(tracker, pipeline, parent, values, Path(scratch), outputs, reusable)
+        runner = StepRunner(ml, pipeline, parent, values, Path(scratch), outputs, reusable)
         upstream = {name: [d for d in pipeline.upstream(name) if d in order] for name in order}
         cpu = {name: pipeline.step(name).resources.cpu for name in order}
-        results = local.run(order, upstream, cpu, runner.execute, runner.skip)
+        events = _Events(pipeline.name, parent.id, on_step)
+        results = local.run(
+            order,
+            upstream,
+            cpu,
+            events.wrap_execute(runner.execute),
+            events.wrap_skip(runner.skip),
+            cancel=events.wrap_execute(runner.cancel, announce=False),
+            should_stop=should_stop,
+        )
         records = tuple(results[name] for name in order)
-        succeeded = all(record.state.has_output for record in records)
-        state = PipelineState.SUCCEEDED if succeeded else PipelineState.FAILED
+        state = _run_state(records)
         parent.set_tag(TAG_PIPELINE_STATE, state.value)
-        parent.end(RunStatus.FINISHED if succeeded else RunStatus.FAILED)
+        parent.end(_RUN_STATUS[state])
     return PipelineRun(
         run_id=parent.id,
         pipeline=pipeline.name,
@@ -115,6 +132,64 @@ def run_pipeline(
         params=values,
         _outputs={name: runner.outputs[name] for name in order if name in runner.outputs},
     )
+
+
+_RUN_STATUS = {
+    PipelineState.SUCCEEDED: RunStatus.FINISHED,
+    PipelineState.FAILED: RunStatus.FAILED,
+    PipelineState.CANCELLED: RunStatus.KILLED,
+}
+
+
+def _run_state(records: tuple[StepRun, ...]) -> PipelineState:
+    if all(record.state.has_output for record in records):
+        return PipelineState.SUCCEEDED
+    if any(record.state is StepState.CANCELLED for record in records) and not any(
+        record.state in (StepState.FAILED, StepState.TIMED_OUT) for record in records
+    ):
+        return PipelineState.CANCELLED
+    return PipelineState.FAILED
+
+
+class _Events:
+    """Tells ``on_step`` about each step starting and ending."""
+
+    def __init__(
+        self, pipeline: str, run_id: str, on_step: Callable[[StepEvent], None] | None
+    ) -> None:
+        self._pipeline = pipeline
+        self._run_id = run_id
+        self._on_step = on_step
+
+    def _send(self, step: str, record: StepRun | None) -> None:
+        if self._on_step is None:
+            return
+        try:
+            self._on_step(StepEvent(self._pipeline, self._run_id, step, record))
+        except Exception:  # a progress display must not break the run
+            _log.exception("on_step callback failed for step %r", step)
+
+    def wrap_execute(
+        self, execute: Callable[[str], StepRun], *, announce: bool = True
+    ) -> Callable[[str], StepRun]:
+        def wrapped(name: str) -> StepRun:
+            if announce:
+                self._send(name, None)
+            record = execute(name)
+            self._send(name, record)
+            return record
+
+        return wrapped
+
+    def wrap_skip(
+        self, skip: Callable[[str, StepRun], StepRun]
+    ) -> Callable[[str, StepRun], StepRun]:
+        def wrapped(name: str, blocker: StepRun) -> StepRun:
+            record = skip(name, blocker)
+            self._send(name, record)
+            return record
+
+        return wrapped
 
 
 def _resolve_params(pipeline: Pipeline, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
