@@ -164,18 +164,19 @@ def schedule_latency(samples: int, database_url: str | None) -> dict[str, float]
 
 
 def training_pipeline(trials: int, folds: int, executor: str) -> float:
+    import yaml
+
     from mlops.pipelines import run_pipeline
     from mlops.pipelines.training import PipelineConfig, sample_config_path
 
-    config = PipelineConfig.from_file(sample_config_path())
-    pipeline = config.pipeline()
+    raw = yaml.safe_load(sample_config_path().read_text())
+    raw["train"].update(trials=trials, folds=folds)
+    pipeline = PipelineConfig.from_dict(raw).pipeline()
     with tempfile.TemporaryDirectory(prefix="bench-training-") as folder:
         ml = _connect(Path(folder), None)
         try:
             start = time.perf_counter()
-            result = run_pipeline(
-                ml, pipeline, params={"trials": trials, "folds": folds}, executor=executor
-            )
+            result = run_pipeline(ml, pipeline, executor=executor)
             elapsed = time.perf_counter() - start
         finally:
             ml.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from mlops.artifacts import ArtifactStore, open_artifact_store
 from mlops.config import Settings
@@ -13,6 +14,9 @@ from mlops.monitoring import ModelMonitor
 from mlops.registry import ModelRegistry
 from mlops.store import Store, current_revision, head_revision, require_known_revision, upgrade
 from mlops.tracking import ExperimentTracker
+
+if TYPE_CHECKING:
+    from mlops.orchestration import PipelineOrchestrator
 
 __all__ = ["MLOps", "connect"]
 
@@ -30,6 +34,17 @@ class MLOps:
         )
         self.deployments = DeploymentManager(store, self.registry, actor=self.registry.actor)
         self.monitor = ModelMonitor(store, self.registry, actor=self.registry.actor)
+        self._pipelines: PipelineOrchestrator | None = None
+
+    @property
+    def pipelines(self) -> PipelineOrchestrator:
+        """Registered pipelines: schedules, triggers, executions (made on first use, so
+        ``import mlops`` does not pay for the scheduler's imports)."""
+        if self._pipelines is None:
+            from mlops.orchestration import PipelineOrchestrator
+
+            self._pipelines = PipelineOrchestrator(self)
+        return self._pipelines
 
     def __repr__(self) -> str:
         return f"<MLOps database={self.store.display_url} artifacts={self.artifacts.root}>"

@@ -28,7 +28,8 @@ from rich.progress import (
 )
 
 from mlops._client import MLOps
-from mlops._demo_monitoring import MonitoringDemo, run_monitoring_demo
+from mlops._demo_monitoring import DEMO_DRIFT_RULE, MonitoringDemo, run_monitoring_demo
+from mlops._demo_pipelines import PipelineDemo, retrain_on_alerts, run_training_pipeline
 from mlops.models import PythonModel
 from mlops.registry import ModelVersion, PromotionPolicy
 from mlops.tracking import ActiveRun, Run, dataset_from_data
@@ -68,6 +69,7 @@ class DemoResult:
     model_version: ModelVersion
     sample_predictions: list[int]
     monitoring: MonitoringDemo
+    pipeline: PipelineDemo
 
 
 class ChurnLogit(PythonModel):
@@ -144,8 +146,12 @@ def run_demo(ml: MLOps, console: Console, *, runs: int = 6) -> DemoResult:
         order_by=["metrics.val_f1 DESC", "metrics.val_loss ASC"],
     )
     version, predictions = _register_best(ml, console, ranked[0], split)
+    pipeline = run_training_pipeline(ml, console, alert_rule=DEMO_DRIFT_RULE)
     monitoring = run_monitoring_demo(ml, console, DEMO_MODEL, version.number)
-    return DemoResult(experiment.name, sweep.id, list(ranked), version, predictions, monitoring)
+    retrain_on_alerts(ml, console)
+    return DemoResult(
+        experiment.name, sweep.id, list(ranked), version, predictions, monitoring, pipeline
+    )
 
 
 def _register_best(

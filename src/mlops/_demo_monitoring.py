@@ -20,7 +20,7 @@ from mlops.monitoring import PerformanceReport, calibrator_from_log
 from mlops.monitoring.alerts import Alert, AlertRule
 from mlops.monitoring.drift import DriftReport
 
-__all__ = ["DEMO_ENDPOINT", "MonitoringDemo", "run_monitoring_demo"]
+__all__ = ["DEMO_DRIFT_RULE", "DEMO_ENDPOINT", "MonitoringDemo", "run_monitoring_demo"]
 
 DEMO_ENDPOINT = "churn-demo"
 _REQUESTS_PER_HOUR = 600
@@ -30,6 +30,9 @@ _HOUR_MS = 3_600_000
 _TRUE_WEIGHTS = np.array([-1.4, 0.9, 1.2, -0.8, 0.7, 0.0, -0.5, -1.1])
 _DRIFTED_WEIGHTS = np.array([-1.4, 0.9, -1.2, -0.8, 0.7, 0.0, -0.5, 1.1])
 _SHIFTED = {2: 1.0, 7: -0.8}  # feature index → mean shift (in standard deviations)
+
+
+DEMO_DRIFT_RULE = "demo-feature-drift"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +100,10 @@ def run_monitoring_demo(ml: MLOps, console: Console, model: str, version: int) -
 
     alerts = monitor.alerts
     alerts.install_default_rules()
-    if "demo-feature-drift" not in {rule.name for rule in alerts.rules()}:
+    if DEMO_DRIFT_RULE not in {rule.name for rule in alerts.rules()}:
         alerts.create_rule(
             AlertRule(
-                name="demo-feature-drift",
+                name=DEMO_DRIFT_RULE,
                 signal="drift_share",
                 comparison=">=",
                 threshold=0.2,

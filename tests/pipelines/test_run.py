@@ -62,7 +62,7 @@ def _training_pipeline(calls: Calls, **params: Any) -> Pipeline:
 
 def test_a_pipeline_runs_as_a_tracked_run_with_a_child_run_per_step(ml: mlops.MLOps) -> None:
     calls = Calls()
-    result = run_pipeline(ml, _training_pipeline(calls), experiment="pipelines")
+    result = run_pipeline(ml, _training_pipeline(calls), experiment="pipelines", executor="threads")
 
     assert result.state is PipelineState.SUCCEEDED
     assert result.succeeded
@@ -103,8 +103,8 @@ def test_an_unchanged_run_comes_from_the_cache_and_a_changed_param_reruns_its_st
 ) -> None:
     calls = Calls()
     pipeline = _training_pipeline(calls)
-    first = run_pipeline(ml, pipeline)
-    second = run_pipeline(ml, pipeline)
+    first = run_pipeline(ml, pipeline, executor="threads")
+    second = run_pipeline(ml, pipeline, executor="threads")
 
     assert set(_states(second).values()) == {"cached"}
     assert calls.counts == {"load": 1, "split": 1, "fit": 1, "evaluate": 1}
@@ -117,7 +117,7 @@ def test_an_unchanged_run_comes_from_the_cache_and_a_changed_param_reruns_its_st
     assert cached_child.tags["mlops.step.cached"] == "true"
     assert cached_child.tags["mlops.step.output_run"] == first.step("fit").run_id
 
-    third = run_pipeline(ml, pipeline, params={"scale": 2.0})
+    third = run_pipeline(ml, pipeline, params={"scale": 2.0}, executor="threads")
     assert _states(third) == {
         "load": "cached",
         "split": "cached",
@@ -148,9 +148,9 @@ def test_a_step_without_cache_always_runs_and_an_expired_output_is_computed_agai
         return 3
 
     pipeline = Pipeline("expiry", [always, brief, lasting])
-    run_pipeline(ml, pipeline, max_workers=1)
+    run_pipeline(ml, pipeline, max_workers=1, executor="threads")
     time.sleep(0.01)  # past brief's expiry, whatever the clock's resolution
-    second = run_pipeline(ml, pipeline, max_workers=1)
+    second = run_pipeline(ml, pipeline, max_workers=1, executor="threads")
     assert _states(second) == {"always": "succeeded", "brief": "succeeded", "lasting": "cached"}
     assert calls.counts == {"always": 2, "brief": 2, "lasting": 1}
 
@@ -220,7 +220,9 @@ def test_retries_rerun_a_failing_step(ml: mlops.MLOps) -> None:
         calls("hopeless")
         raise ConnectionError("never")
 
-    result = run_pipeline(ml, Pipeline("retries", [flaky, hopeless]), max_workers=1)
+    result = run_pipeline(
+        ml, Pipeline("retries", [flaky, hopeless]), max_workers=1, executor="threads"
+    )
     assert result.step("flaky").state is StepState.SUCCEEDED
     assert result.step("flaky").attempts == 3
     assert result.output("flaky") == "done"
@@ -231,7 +233,7 @@ def test_retries_rerun_a_failing_step(ml: mlops.MLOps) -> None:
     assert children["flaky"].tags["mlops.step.attempts"] == "3"
 
 
-def test_a_step_past_its_timeout_is_timed_out(ml: mlops.MLOps) -> None:
+def test_a_step_past_its_timeout_is_timed_out_and_its_thread_abandoned(ml: mlops.MLOps) -> None:
     release = threading.Event()
 
     @step(timeout=0.2)
@@ -244,12 +246,14 @@ def test_a_step_past_its_timeout_is_timed_out(ml: mlops.MLOps) -> None:
         return stuck
 
     try:
-        result = run_pipeline(ml, Pipeline("timeouts", [stuck, after]))
+        result = run_pipeline(ml, Pipeline("timeouts", [stuck, after]), executor="threads")
     finally:
         release.set()
     assert result.state is PipelineState.FAILED
     assert _states(result) == {"stuck": "timed_out", "after": "skipped"}
-    assert "did not finish within 0.2s" in (result.step("stuck").error or "")
+    assert "did not finish within 0.2s; its thread was abandoned" in (
+        result.step("stuck").error or ""
+    )
     child = _children(ml, result.run_id)["stuck"]
     assert child.status is RunStatus.FAILED
     assert child.tags["mlops.step.state"] == "timed_out"
@@ -273,7 +277,9 @@ def test_independent_steps_run_at_the_same_time(ml: mlops.MLOps) -> None:
     def join(left: str, right: str) -> list[str]:
         return [left, right]
 
-    result = run_pipeline(ml, Pipeline("parallel", [left, right, join]), max_workers=2)
+    result = run_pipeline(
+        ml, Pipeline("parallel", [left, right, join]), max_workers=2, executor="threads"
+    )
     assert result.state is PipelineState.SUCCEEDED, result.to_dict()
     first, second = result.step("left"), result.step("right")
     assert first.started_at <= second.ended_at
@@ -306,7 +312,7 @@ def test_cpu_requirements_limit_what_runs_at_once(ml: mlops.MLOps) -> None:
     def big() -> None:  # more than max_workers: runs alone instead of never
         track()
 
-    result = run_pipeline(ml, Pipeline("cpu", [one, two, big]), max_workers=2)
+    result = run_pipeline(ml, Pipeline("cpu", [one, two, big]), max_workers=2, executor="threads")
     assert result.state is PipelineState.SUCCEEDED
     assert peak[0] == 1
     assert result.output("one") is None
@@ -316,10 +322,10 @@ def test_a_stage_runs_alone_on_the_latest_outputs_upstream(ml: mlops.MLOps) -> N
     calls = Calls()
     pipeline = _training_pipeline(calls)
     with pytest.raises(NotFound, match="needs the output of step 'split', which has never"):
-        run_pipeline(ml, pipeline, stage="fit")
+        run_pipeline(ml, pipeline, stage="fit", executor="threads")
 
-    run_pipeline(ml, pipeline)
-    staged = run_pipeline(ml, pipeline, stage="fit", params={"scale": 3.0})
+    run_pipeline(ml, pipeline, executor="threads")
+    staged = run_pipeline(ml, pipeline, stage="fit", params={"scale": 3.0}, executor="threads")
     assert [record.name for record in staged.steps] == ["fit"]
     assert staged.step("fit").state is StepState.SUCCEEDED
     assert staged.output("fit") == 18.0
@@ -352,11 +358,11 @@ def test_a_failed_run_resumes_from_the_failed_step(ml: mlops.MLOps) -> None:
         return sum(transform)
 
     pipeline = Pipeline("etl", [extract, transform, report])
-    failed = run_pipeline(ml, pipeline, max_workers=1)
+    failed = run_pipeline(ml, pipeline, max_workers=1, executor="threads")
     assert _states(failed) == {"extract": "succeeded", "transform": "failed", "report": "skipped"}
 
     broken["on"] = False
-    resumed = run_pipeline(ml, pipeline, resume_from=failed.run_id)
+    resumed = run_pipeline(ml, pipeline, resume_from=failed.run_id, executor="threads")
     assert _states(resumed) == {
         "extract": "cached",
         "transform": "succeeded",
@@ -375,7 +381,8 @@ def test_a_failed_run_resumes_from_the_failed_step(ml: mlops.MLOps) -> None:
         run_pipeline(ml, other, resume_from=failed.run_id)
 
 
-def test_outputs_that_cannot_be_stored_fail_the_step(ml: mlops.MLOps) -> None:
+@pytest.mark.parametrize("executor", ["threads", "local"])
+def test_outputs_that_cannot_be_stored_fail_the_step(ml: mlops.MLOps, executor: str) -> None:
     @step
     def lock() -> Any:
         return threading.Lock()
@@ -384,9 +391,12 @@ def test_outputs_that_cannot_be_stored_fail_the_step(ml: mlops.MLOps) -> None:
     def pair() -> dict[str, int]:
         return {"a": 1}
 
-    result = run_pipeline(ml, Pipeline("bad-outputs", [lock, pair]))
+    result = run_pipeline(ml, Pipeline("bad-outputs", [lock, pair]), executor=executor)
     assert _states(result) == {"lock": "failed", "pair": "failed"}
-    assert "cannot be pickled" in (result.step("lock").error or "")
+    assert (result.step("lock").error or "").startswith(
+        "InvalidInput: step 'lock' returned a lock that cannot be pickled"
+    )
+    assert result.step("lock").attempts == 1
     assert "declares outputs ['a', 'b'] but returned ['a']" in (result.step("pair").error or "")
 
 
@@ -394,7 +404,7 @@ def test_outputs_that_cannot_be_stored_fail_the_step(ml: mlops.MLOps) -> None:
     ("options", "message"),
     [
         ({"params": {"rowz": 1}}, "takes no param 'rowz'; its params are rows, scale"),
-        ({"executor": "ray"}, "executor 'ray' is not available; use one of local"),
+        ({"executor": "dask"}, "executor 'dask' is not available; use one of local, threads, ray"),
         ({"max_workers": 0}, "max_workers must be a whole number of 1 or more"),
         ({"stage": "fit", "resume_from": "0" * 32}, "give stage= or resume_from=, not both"),
     ],

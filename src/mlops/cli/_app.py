@@ -19,6 +19,7 @@ from mlops.cli._experiments import experiments_app
 from mlops.cli._keys import keys_app
 from mlops.cli._models import models_app
 from mlops.cli._monitor import monitor_app
+from mlops.cli._pipelines import pipelines_app
 from mlops.cli._runs import runs_app
 from mlops.cli._server import server
 from mlops.errors import MLOpsError
@@ -53,6 +54,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(deployments_app, name="deployments")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(pipelines_app, name="pipeline")
 app.command("deploy")(deploy)
 app.command("predict")(predict)
 app.command("server")(server)

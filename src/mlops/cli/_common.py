@@ -212,12 +212,12 @@ def format_time(epoch_ms: int | None, *, now: datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def format_duration(duration_ms: int | None) -> str:
+def format_duration(duration_ms: float | None) -> str:
     """``850ms``, ``12.3s``, ``4m 05s`` or ``2h 03m``; a dash while a run is going."""
     if duration_ms is None:
         return "—"
     if duration_ms < 1000:
-        return f"{duration_ms}ms"
+        return f"{duration_ms:.0f}ms"
     seconds = duration_ms / 1000
     if seconds < 60:
         return f"{seconds:.1f}s"

@@ -10,6 +10,7 @@ import typer
 from mlops.cli._common import get_state
 from mlops.deployment import DeploymentController
 from mlops.monitoring.alerts import AlertEvaluator
+from mlops.orchestration import PipelineScheduler
 from mlops.registry import WebhookDispatcher
 from mlops.serving import serve
 
@@ -26,26 +27,40 @@ def server(
     ] = 1.0,
     controller: Annotated[
         bool,
-        typer.Option(help="Advance rollouts, evaluate alert rules and deliver webhooks here."),
+        typer.Option(
+            help="Advance rollouts, evaluate alert rules, deliver webhooks and run "
+            "scheduled pipelines here."
+        ),
     ] = True,
     alert_interval: Annotated[
         float, typer.Option(min=0.1, help="Seconds between alert evaluation ticks.")
     ] = 5.0,
+    pipeline_interval: Annotated[
+        float,
+        typer.Option(min=0.05, help="Most seconds between pipeline scheduler ticks."),
+    ] = 1.0,
+    pipeline_workers: Annotated[
+        int, typer.Option(min=1, help="Pipeline executions run at once by this server.")
+    ] = 2,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve every endpoint over HTTP (native, MLflow and Open Inference Protocol v2).
 
     Also runs the deployment controller and the alert evaluator (each once across every
-    server on the same database) and the webhook dispatcher. Stops gracefully on
+    server on the same database), the webhook dispatcher and the pipeline scheduler
+    (every server fires each due time once and runs executions). Stops gracefully on
     SIGTERM/SIGINT, draining the prediction log.
     """
     ml = get_state(ctx).connect()
-    background: list[DeploymentController | AlertEvaluator | WebhookDispatcher] = []
+    background: list[
+        DeploymentController | AlertEvaluator | WebhookDispatcher | PipelineScheduler
+    ] = []
     if controller:
         background = [
             DeploymentController(ml.deployments, ml.store),
             AlertEvaluator(ml.monitor.alerts, ml.store, interval=alert_interval),
             WebhookDispatcher(ml.store),
+            PipelineScheduler(ml.pipelines, interval=pipeline_interval, workers=pipeline_workers),
         ]
     for worker in background:
         worker.start()

@@ -11,9 +11,10 @@ def train(load: list[float], lr: float = 0.1) -> dict[str, float]: ...
 result = run_pipeline(ml, Pipeline("demo", [load, train], params={"path": "x.csv"}))
 """
 
+from mlops.pipelines._backends import StepTimeout
 from mlops.pipelines._context import StepContext, step_context
 from mlops.pipelines._graph import Binding, Pipeline
-from mlops.pipelines._local import LocalExecutor, StepTimeout
+from mlops.pipelines._local import LocalExecutor
 from mlops.pipelines._results import PipelineRun, PipelineState, StepEvent, StepRun, StepState
 from mlops.pipelines._runner import EXECUTORS, run_pipeline
 from mlops.pipelines._step import Resources, Step, step

@@ -39,7 +39,9 @@ __all__ = [
     "cache_key",
     "find_cached",
     "latest_output",
+    "pickler",
     "serialize",
+    "serialize_output",
     "value_hash",
 ]
 
@@ -62,7 +64,8 @@ def _find_pickler() -> Any:
         return pickle
 
 
-_pickler = _find_pickler()
+#: cloudpickle where installed, else pickle: what outputs and worker requests are written with.
+pickler = _find_pickler()
 
 #: The hash recorded for a step that returned None; no artifact is stored for it.
 NONE_HASH = hashlib.sha256(pickle.dumps(None, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
@@ -71,7 +74,7 @@ NONE_HASH = hashlib.sha256(pickle.dumps(None, protocol=pickle.HIGHEST_PROTOCOL))
 def serialize(step: str, value: Any) -> bytes:
     """Pickle a step's output (with cloudpickle where installed)."""
     try:
-        return bytes(_pickler.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        return bytes(pickler.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception as error:
         raise InvalidInput(
             f"step {step!r} returned a {type(value).__name__} that cannot be pickled "
@@ -80,10 +83,21 @@ def serialize(step: str, value: Any) -> bytes:
         ) from error
 
 
+def serialize_output(step: str, outputs: tuple[str, ...], value: Any) -> bytes:
+    """Check a step's output against its declared ``outputs``, then pickle it."""
+    if outputs and (not isinstance(value, Mapping) or set(value) != set(outputs)):
+        got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
+        raise InvalidInput(
+            f"step {step!r} declares outputs {list(outputs)} but returned "
+            f"{got}; return a dict with exactly those keys"
+        )
+    return serialize(step, value)
+
+
 def value_hash(what: str, value: Any) -> str:
     """SHA-256 of a param value's pickle, for cache keys."""
     try:
-        data = _pickler.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        data = pickler.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception as error:
         raise InvalidInput(
             f"{what} holds a {type(value).__name__} that cannot be pickled, so it cannot "

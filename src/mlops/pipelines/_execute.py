@@ -7,7 +7,7 @@ never looks like a reusable one.
 
 from __future__ import annotations
 
-import functools
+import logging
 import threading
 import time
 from collections.abc import Mapping
@@ -16,6 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import InvalidInput, MLOpsError
+from mlops.pipelines._backends import (
+    RemoteStepError,
+    StepBackend,
+    StepNotSendable,
+    StepResult,
+    StepTimeout,
+    ThreadBackend,
+)
 from mlops.pipelines._cache import (
     NONE_HASH,
     TAG_CACHE_KEY,
@@ -29,13 +37,12 @@ from mlops.pipelines._cache import (
     cache_key,
     find_cached,
     has_output,
-    serialize,
+    serialize_output,
     store_output,
     value_hash,
 )
-from mlops.pipelines._context import StepContext, using_context
+from mlops.pipelines._context import StepContext
 from mlops.pipelines._graph import Pipeline
-from mlops.pipelines._local import StepTimeout, call_with_timeout
 from mlops.pipelines._results import StepRun, StepState
 from mlops.pipelines._step import Step
 from mlops.tracking import ActiveRun, ExperimentTracker, RunStatus
@@ -45,6 +52,8 @@ if TYPE_CHECKING:
     from mlops._client import MLOps
 
 __all__ = ["StepRunner", "error_summary", "param_text"]
+
+_log = logging.getLogger(__name__)
 
 TAG_ERROR = "mlops.step.error"
 TAG_ATTEMPTS = "mlops.step.attempts"
@@ -59,6 +68,7 @@ class StepRunner:
     ``scratch`` is an empty folder for staging output files. ``outputs`` starts with the
     outputs taken from earlier runs (``stage=``) and gains each step's output as it
     succeeds; ``reusable`` holds the outputs of a resumed run with each one's cache key.
+    ``backend`` calls the step functions (in this process, a worker process, Ray).
     """
 
     ml: MLOps
@@ -68,6 +78,7 @@ class StepRunner:
     scratch: Path
     outputs: dict[str, OutputRef] = field(default_factory=dict)
     reusable: Mapping[str, tuple[OutputRef, str]] = field(default_factory=dict)
+    backend: StepBackend = field(default_factory=ThreadBackend)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -100,9 +111,7 @@ class StepRunner:
 
     def cancel(self, name: str) -> StepRun:
         """The record of a step not started because the run was asked to stop."""
-        return StepRun(
-            name=name, state=StepState.CANCELLED, error="the pipeline run was cancelled"
-        )
+        return StepRun(name=name, state=StepState.CANCELLED, error="the pipeline run was cancelled")
 
     # -- inputs and keys ----------------------------------------------------------------
 
@@ -190,10 +199,10 @@ class StepRunner:
     ) -> StepRun:
         tags = self._tags(step, key, cached=False)
         with self.parent.start_child(name=step.name, tags=tags) as child:
-            attempts, value, failure = self._call(step, step_params, child)
-            if failure is None:
+            attempts, result, failure = self._call(step, step_params, child)
+            if result is not None:
                 try:
-                    output_hash = self._store(step, child.id, value)
+                    output_hash = self._store(step, child.id, result)
                 except MLOpsError as error:  # unpicklable, or not the declared outputs
                     failure = error
             if failure is not None:
@@ -210,7 +219,8 @@ class StepRunner:
                 },
             )
             child.end(RunStatus.FINISHED)
-        ref = OutputRef(self.tracker, step.name, child.id, output_hash, value)
+        assert result is not None
+        ref = OutputRef(self.tracker, step.name, child.id, output_hash, result.value)
         with self._lock:
             self.outputs[step.name] = ref
         return StepRun(
@@ -227,8 +237,8 @@ class StepRunner:
 
     def _call(
         self, step: Step, step_params: Mapping[str, Any], child: ActiveRun
-    ) -> tuple[int, Any, Exception | None]:
-        """Call the step, retrying failures; return (attempts, output, last failure)."""
+    ) -> tuple[int, StepResult | None, Exception | None]:
+        """Call the step, retrying failures; return (attempts, result, last failure)."""
         try:
             kwargs = self._inputs(step, step_params)
         except Exception as error:  # a missing artifact, a missing output key
@@ -237,10 +247,12 @@ class StepRunner:
         for attempt in range(1, step.retries + 2):
             context = self.context(step, child, attempt, step_params)
             try:
-                call = functools.partial(_call_in_context, context, step.fn, kwargs)
-                value = call_with_timeout(call, {}, step.timeout, step.name)
-                return attempt, value, None
+                return attempt, self.backend.call(step, kwargs, context), None
+            except StepNotSendable as error:  # the same on every attempt
+                _log_failure(step, attempt, error)
+                return attempt, None, error
             except Exception as error:
+                _log_failure(step, attempt, error)
                 failure = error
         return step.retries + 1, None, failure
 
@@ -312,31 +324,33 @@ class StepRunner:
             TAG_CODE_HASH: step.code_hash,
         }
 
-    def _store(self, step: Step, run_id: str, value: Any) -> str:
+    def _store(self, step: Step, run_id: str, result: StepResult) -> str:
         """Store the output as the run's artifact; return its SHA-256."""
-        if value is None:  # nothing to store: the hash alone says the output is None
+        if result.output_error is not None:  # found by the worker that pickled it
+            raise InvalidInput(result.output_error)
+        if result.value is None:  # nothing to store: the hash alone says the output is None
             return NONE_HASH
-        return store_output(self.tracker, run_id, _serialize(step, value), self.scratch / run_id)
+        data = result.data
+        if data is None:
+            data = serialize_output(step.name, step.outputs, result.value)
+        return store_output(self.tracker, run_id, data, self.scratch / run_id)
 
 
-def _serialize(step: Step, value: Any) -> bytes:
-    if step.outputs and (not isinstance(value, Mapping) or set(value) != set(step.outputs)):
-        got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
-        raise InvalidInput(
-            f"step {step.name!r} declares outputs {list(step.outputs)} but returned "
-            f"{got}; return a dict with exactly those keys"
-        )
-    return serialize(step.name, value)
-
-
-def _call_in_context(context: StepContext, fn: Any, kwargs: Mapping[str, Any]) -> Any:
-    with using_context(context):
-        return fn(**kwargs)
+def _log_failure(step: Step, attempt: int, error: Exception) -> None:
+    if not _log.isEnabledFor(logging.DEBUG):
+        return
+    if isinstance(error, RemoteStepError):
+        _log.debug("step %r attempt %d failed:\n%s", step.name, attempt, error.remote_traceback)
+    else:
+        _log.debug("step %r attempt %d failed", step.name, attempt, exc_info=error)
 
 
 def error_summary(error: BaseException) -> str:
     """ "Type: message", short enough for a tag."""
-    text = f"{type(error).__name__}: {error}"
+    if isinstance(error, RemoteStepError):
+        text = error.summary
+    else:
+        text = f"{type(error).__name__}: {error}"
     return text if len(text) <= MAX_TAG_VALUE_LENGTH else text[: MAX_TAG_VALUE_LENGTH - 1] + "…"
 
 

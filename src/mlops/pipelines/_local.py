@@ -1,25 +1,26 @@
-"""The local executor: run ready steps in a thread pool, within a CPU budget.
+"""The scheduler of a pipeline run: start each step once its inputs are ready and its
+CPUs fit in the budget, independent steps at the same time.
 
-Threads, not processes: a step's inputs and outputs are handed over in memory without
-pickling them through a pipe, starting a step costs microseconds, and the steps that
-matter most here (NumPy, pandas, scikit-learn, XGBoost, I/O) release the GIL while
-they work. A process pool for pure-Python CPU-bound steps can come later, behind the
-same interface.
+Each running step holds a thread of the driver, which does the step's tracking and
+caching and waits while the step's backend (``_backends``) calls the function: in that
+thread, in a worker process, or as a Ray task.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
 
 from mlops.errors import InvalidInput
-from mlops.pipelines._results import StepRun
+from mlops.pipelines._backends import StepTimeout
+from mlops.pipelines._results import StepRun, StepState
 
-__all__ = ["LocalExecutor", "StepTimeout", "call_with_timeout"]
+__all__ = ["LocalExecutor", "StepTimeout"]
+
+#: Steps in flight at once when the budget is the cluster's (Ray), not this machine's.
+MAX_IN_FLIGHT = 64
 
 Execute = Callable[[str], StepRun]
 Skip = Callable[[str, StepRun], StepRun]
@@ -31,17 +32,14 @@ def _never() -> bool:
     return False
 
 
-class StepTimeout(TimeoutError):
-    """A step did not return within its timeout (its thread is left running)."""
-
-
 class LocalExecutor:
     """Runs steps in dependency order, independent ones at the same time.
 
     A step starts when the steps it depends on have succeeded and its ``cpu`` fits in
     what is left of ``max_workers`` (default: the machine's CPU count); a step that
     needs more than ``max_workers`` runs alone. ``max_workers=1`` runs every step in
-    the calling thread, one after another.
+    the calling thread, one after another. ``LocalExecutor.unbudgeted()`` starts every
+    ready step (up to ``MAX_IN_FLIGHT``), for a cluster that places them itself.
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
@@ -52,6 +50,14 @@ class LocalExecutor:
                 f"max_workers must be a whole number of 1 or more, not {max_workers!r}"
             )
         self.max_workers = max_workers
+        self._capacity = float(max_workers)
+
+    @classmethod
+    def unbudgeted(cls) -> LocalExecutor:
+        """An executor that starts every ready step, leaving their placement to a cluster."""
+        executor = cls(MAX_IN_FLIGHT)
+        executor._capacity = math.inf
+        return executor
 
     def run(
         self,
@@ -66,7 +72,8 @@ class LocalExecutor:
         """Run ``order`` (a topological order); ``skip`` records a step whose upstream
         step (the record it gets) did not succeed. ``upstream`` lists, per step, the
         steps of ``order`` it depends on. Before each step starts ``should_stop`` is
-        asked; once it says yes, ``cancel`` records every step not yet started."""
+        asked; once it says yes, ``cancel`` records every step not yet started (and
+        the steps that wait on a cancelled one)."""
         stop = should_stop or _never
         if self.max_workers == 1 or len(order) == 1:
             return self._run_sequentially(order, upstream, execute, skip, cancel, stop)
@@ -84,10 +91,10 @@ class LocalExecutor:
         results: dict[str, StepRun] = {}
         for name in order:
             blocker = _blocker(upstream[name], results)
-            if blocker is not None:
-                results[name] = skip(name, blocker)
-            elif cancel is not None and stop():
+            if cancel is not None and _cancelled(blocker, stop):
                 results[name] = cancel(name)
+            elif blocker is not None:
+                results[name] = skip(name, blocker)
             else:
                 results[name] = execute(name)
         return results
@@ -102,10 +109,11 @@ class LocalExecutor:
         cancel: Cancel | None,
         stop: ShouldStop,
     ) -> dict[str, StepRun]:
-        capacity = float(self.max_workers)
+        capacity = self._capacity
         need = {name: min(cpu[name], capacity) for name in order}
         # Enough threads for the most steps that can fit in the budget at once.
-        threads = min(len(order), max(1, math.floor(capacity / min(need.values()))))
+        fit = MAX_IN_FLIGHT if math.isinf(capacity) else capacity / min(need.values())
+        threads = min(len(order), max(1, math.floor(fit)))
         results: dict[str, StepRun] = {}
         pending = list(order)
         running: dict[Future[StepRun], str] = {}
@@ -116,11 +124,11 @@ class LocalExecutor:
                     if any(dep not in results for dep in upstream[name]):
                         continue
                     blocker = _blocker(upstream[name], results)
-                    if blocker is not None:
-                        results[name] = skip(name, blocker)
-                        pending.remove(name)
-                    elif cancel is not None and stop():
+                    if cancel is not None and _cancelled(blocker, stop):
                         results[name] = cancel(name)
+                        pending.remove(name)
+                    elif blocker is not None:
+                        results[name] = skip(name, blocker)
                         pending.remove(name)
                     elif not running or used + need[name] <= capacity:
                         running[pool.submit(execute, name)] = name
@@ -140,42 +148,18 @@ class LocalExecutor:
         return results
 
 
+def _cancelled(blocker: StepRun | None, stop: ShouldStop) -> bool:
+    """Whether a step not yet started is cancelled: it waits on a cancelled step, or it
+    has all its inputs and the run is asked to stop. (A step whose input failed is
+    skipped, stop or not: it could not have run anyway.)"""
+    if blocker is not None:
+        return blocker.state is StepState.CANCELLED
+    return stop()
+
+
 def _blocker(dependencies: Sequence[str], results: Mapping[str, StepRun]) -> StepRun | None:
     """The first dependency that ended without an output, if any."""
     for dep in dependencies:
         if not results[dep].state.has_output:
             return results[dep]
     return None
-
-
-def call_with_timeout(
-    fn: Callable[..., Any], kwargs: Mapping[str, Any], timeout: float | None, name: str
-) -> Any:
-    """Call ``fn(**kwargs)``; past ``timeout`` seconds raise ``StepTimeout``.
-
-    Python cannot kill a thread, so a step that times out keeps running in a daemon
-    thread whose result is ignored; it holds no tracked run and writes no artifact.
-    """
-    if timeout is None:
-        return fn(**kwargs)
-    outcome: dict[str, Any] = {}
-    finished = threading.Event()
-
-    def target() -> None:
-        try:
-            outcome["value"] = fn(**kwargs)
-        except BaseException as error:  # handed to the waiting thread
-            outcome["error"] = error
-        finally:
-            finished.set()
-
-    thread = threading.Thread(target=target, name=f"mlops-step-{name}", daemon=True)
-    thread.start()
-    if not finished.wait(timeout):
-        raise StepTimeout(
-            f"step {name!r} did not finish within {timeout:g}s; its thread was abandoned "
-            "(threads cannot be stopped). Raise @step(timeout=...) or make the step faster"
-        )
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]

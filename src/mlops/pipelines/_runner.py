@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import Conflict, InvalidInput, NotFound
+from mlops.pipelines._backends import StepBackend, ThreadBackend
 from mlops.pipelines._cache import (
     TAG_CACHE_KEY,
     TAG_PIPELINE,
@@ -31,8 +32,9 @@ __all__ = ["EXECUTORS", "run_pipeline"]
 
 _log = logging.getLogger(__name__)
 
-#: The executors ``run_pipeline`` accepts.
-EXECUTORS = ("local",)
+#: The executors ``run_pipeline`` accepts: a pool of worker processes on this machine,
+#: threads of the calling process, a Ray cluster.
+EXECUTORS = ("local", "threads", "ray")
 
 TAG_PIPELINE_STATE = "mlops.pipeline.state"
 TAG_STAGE = "mlops.pipeline.stage"
@@ -60,9 +62,13 @@ def run_pipeline(
         stage: run only this step, on the latest successful outputs of its upstream steps.
         resume_from: the id of a failed run of this pipeline; its successful outputs are
             reused (where code, params and inputs are unchanged) and the rest is run.
-        executor: "local", a thread pool in this process.
-        max_workers: CPUs the local executor may use at once (default: all of them);
-            1 runs the steps one after another in the calling thread.
+        executor: where step functions run: "local", worker processes on this machine
+            (a step's timeout kills its process); "threads", threads of this process
+            (nothing is pickled, but a timed-out step cannot be stopped); "ray", Ray
+            tasks with the steps' resources (``pip install 'mlops[ray]'``).
+        max_workers: CPUs the steps may use at once (default: all of this machine's;
+            on Ray, no limit: Ray places the steps); 1 runs the steps one after
+            another.
         experiment: the experiment (name or id) of the run; created if named and missing.
         should_stop: asked before each step starts; once it returns True, the steps not
             yet started end CANCELLED and so does the run (running steps finish).
@@ -82,7 +88,11 @@ def run_pipeline(
         )
     if stage is not None and resume_from is not None:
         raise InvalidInput("give stage= or resume_from=, not both")
-    local = LocalExecutor(max_workers)
+    scheduler = (
+        LocalExecutor.unbudgeted()
+        if executor == "ray" and max_workers is None
+        else LocalExecutor(max_workers)
+    )
     tracker = ml.tracking
     values = _resolve_params(pipeline, params)
     if stage is not None:
@@ -94,6 +104,8 @@ def run_pipeline(
         order = pipeline.order
         outputs = {}
         reusable = {} if resume_from is None else _resumable(tracker, pipeline, resume_from)
+    backend = _backend(ml, executor)
+    backend.prepare([pipeline.step(name) for name in order])
 
     tags = {TAG_PIPELINE: pipeline.name, TAG_EXECUTOR: executor}
     if stage is not None:
@@ -107,11 +119,13 @@ def run_pipeline(
     with parent, tempfile.TemporaryDirectory(prefix="mlops-pipeline-") as scratch:
         if values:
             parent.log_params({key: param_text(value) for key, value in values.items()})
-        runner = StepRunner(ml, pipeline, parent, values, Path(scratch), outputs, reusable)
+        runner = StepRunner(
+            ml, pipeline, parent, values, Path(scratch), outputs, reusable, backend=backend
+        )
         upstream = {name: [d for d in pipeline.upstream(name) if d in order] for name in order}
         cpu = {name: pipeline.step(name).resources.cpu for name in order}
         events = _Events(pipeline.name, parent.id, on_step)
-        results = local.run(
+        results = scheduler.run(
             order,
             upstream,
             cpu,
@@ -132,6 +146,18 @@ def run_pipeline(
         params=values,
         _outputs={name: runner.outputs[name] for name in order if name in runner.outputs},
     )
+
+
+def _backend(ml: MLOps, executor: str) -> StepBackend:
+    if executor == "local":
+        from mlops.pipelines._process import ProcessBackend
+
+        return ProcessBackend(ml)
+    if executor == "ray":
+        from mlops.pipelines._ray import RayBackend
+
+        return RayBackend(ml)
+    return ThreadBackend()
 
 
 _RUN_STATUS = {

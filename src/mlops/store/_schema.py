@@ -515,3 +515,73 @@ alert_notifications = Table(
     Index("ix_alert_notifications_channel_created", "channel", "created_at"),
     Index("ix_alert_notifications_created", "created_at"),
 )
+
+# -- pipeline orchestration ---------------------------------------------------------------
+
+# A registered pipeline: its full definition is the JSON ``spec`` (source, schedule,
+# retry and notification policy). ``next_fire_at`` is the earliest cron due time not yet
+# fired; a tick fires what is due and moves it on with a compare-and-set, so each due
+# time is fired by one process.
+orchestrated_pipelines = Table(
+    "orchestrated_pipelines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(KEY_LENGTH), nullable=False, unique=True),
+    Column("spec", Text, nullable=False),
+    Column("paused", Integer, nullable=False, server_default="0"),
+    Column("next_fire_at", BigInteger, nullable=True),
+    Column("created_by", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_orchestrated_pipelines_next_fire_at", "next_fire_at"),
+)
+
+# One event trigger of a pipeline, keyed by the digest of its spec. ``cursor`` is the
+# newest id of its source table (events or datasets) it has seen; ``gaps`` (JSON, id →
+# when first missed) are lower ids not yet visible, which a transaction still open may
+# yet commit. Cursor and gaps move by compare-and-set with the execution they queue.
+pipeline_triggers = Table(
+    "pipeline_triggers",
+    metadata,
+    Column(
+        "pipeline_id", ForeignKey("orchestrated_pipelines.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("key", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("cursor", BigInteger, nullable=False),
+    Column("gaps", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+# One execution of a registered pipeline: what caused it, its attempts (each a tracked
+# pipeline run) and its per-step log. ``scheduled_for`` is the cron due time of a
+# scheduled execution; its unique constraint makes firing a due time insert-or-ignore.
+pipeline_executions = Table(
+    "pipeline_executions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("pipeline", String(KEY_LENGTH), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("trigger", String(32), nullable=False),
+    Column("trigger_detail", Text, nullable=False),
+    Column("scheduled_for", BigInteger, nullable=True),
+    Column("params", Text, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("attempt_log", Text, nullable=False),
+    Column("log", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("cancel_requested", Integer, nullable=False, server_default="0"),
+    Column("worker", String(KEY_LENGTH), nullable=True),
+    Column("next_attempt_at", BigInteger, nullable=True),
+    Column("deadline_at", BigInteger, nullable=True),
+    Column("heartbeat_at", BigInteger, nullable=True),
+    Column("created_by", String(KEY_LENGTH), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("started_at", BigInteger, nullable=True),
+    Column("finished_at", BigInteger, nullable=True),
+    UniqueConstraint("pipeline", "scheduled_for"),
+    Index("ix_pipeline_executions_pipeline_state", "pipeline", "state"),
+    Index("ix_pipeline_executions_pipeline_id", "pipeline", "id"),
+    Index("ix_pipeline_executions_state_next_attempt", "state", "next_attempt_at"),
+)
