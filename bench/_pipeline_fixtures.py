@@ -1,0 +1,12 @@
+"""Pipelines the benchmarks register by "module:attribute" (bench/ is on sys.path)."""
+
+from mlops.pipelines import Pipeline, step
+
+
+@step(cache=False)
+def tick() -> None:
+    """An empty step: what is measured is when it starts, not what it does."""
+    return None
+
+
+TICK = Pipeline("tick", [tick])
