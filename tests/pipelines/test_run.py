@@ -336,6 +336,40 @@ def test_a_stage_runs_alone_on_the_latest_outputs_upstream(ml: mlops.MLOps) -> N
         run_pipeline(ml, pipeline, stage="fitt")
 
 
+def test_a_volatile_step_runs_again_even_when_a_run_is_resumed(ml: mlops.MLOps) -> None:
+    source = {"rows": [1, -2, 3]}
+
+    @step(volatile=True)
+    def read() -> list[int]:
+        return list(source["rows"])
+
+    @step
+    def check(read: list[int]) -> list[int]:
+        if min(read) < 0:
+            raise ValueError("negative rows")
+        return read
+
+    @step
+    def total(check: list[int]) -> int:
+        return sum(check)
+
+    assert read.volatile
+    assert not read.cache  # volatile implies no cache
+    pipeline = Pipeline("volatile", [read, check, total])
+    failed = run_pipeline(ml, pipeline, executor="threads")
+    assert _states(failed) == {"read": "succeeded", "check": "failed", "total": "skipped"}
+
+    source["rows"] = [1, 2, 3]  # the fix is in the data, not in the code
+    resumed = run_pipeline(ml, pipeline, resume_from=failed.run_id, executor="threads")
+
+    assert _states(resumed) == {"read": "succeeded", "check": "succeeded", "total": "succeeded"}
+    assert resumed.output("total") == 6
+    again = run_pipeline(ml, pipeline, executor="threads")
+    assert _states(again) == {"read": "succeeded", "check": "cached", "total": "cached"}
+    with pytest.raises(InvalidInput, match="volatile"):
+        step(volatile="yes")(lambda: None)  # type: ignore[arg-type]
+
+
 def test_a_failed_run_resumes_from_the_failed_step(ml: mlops.MLOps) -> None:
     calls = Calls()
     broken = {"on": True}

@@ -40,7 +40,10 @@ def parse_params(values: list[str] | None) -> dict[str, Any]:
     for item in values or []:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise InvalidInput(f"--param takes key=value, got {item!r}; e.g. --param trials=20")
+            raise InvalidInput(
+                f"--param takes key=value, got {item!r}; e.g. --param rows=100, or for a YAML "
+                "config a dotted key: --param train.trials=20"
+            )
         try:
             params[key.strip()] = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
@@ -110,7 +113,12 @@ def run_command(
     ] = "local",
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="Override a pipeline param: key=value (repeatable)."),
+        typer.Option(
+            "--param",
+            "-p",
+            help="Override a param: key=value (repeatable); for a YAML config a dotted key "
+            "such as train.trials=20.",
+        ),
     ] = None,
     resume: Annotated[
         str | None, typer.Option(help="Resume this failed pipeline run (its run id).")
@@ -123,8 +131,7 @@ def run_command(
     """Run a pipeline now, showing each step as it starts and ends."""
     from mlops.orchestration import resolve_source
 
-    pipeline, defaults = resolve_source(config)
-    params = {**defaults, **parse_params(param)}
+    pipeline, params = resolve_source(config, parse_params(param))
     ml = get_state(ctx).connect()
     kwargs: dict[str, Any] = {
         "params": params or None,

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from mlops.cli._common import format_duration, format_time, get_state, print_json, stdout_console
 from mlops.cli._pipeline_run import parse_params, run_command
+from mlops.errors import NotFound
 from mlops.orchestration import Execution, PipelineOrchestrator, RegisteredPipeline
 
 __all__ = ["pipelines_app"]
@@ -56,15 +57,18 @@ def register(
     schedule: Annotated[
         str | None, typer.Option(help="Cron expression, e.g. '0 3 * * *' (daily at 03:00).")
     ] = None,
-    timezone: Annotated[str, typer.Option(help="Time zone of the schedule (IANA name).")] = "UTC",
+    timezone: Annotated[
+        str | None, typer.Option(help="Time zone of the schedule (IANA name; default UTC).")
+    ] = None,
     catchup: Annotated[
-        bool, typer.Option(help="After downtime, run every missed due time, not just the latest.")
-    ] = False,
-    max_active: Annotated[int, typer.Option(help="Executions active at once.")] = 1,
-    retries: Annotated[int, typer.Option(help="Attempts after a failure.")] = 0,
+        bool | None,
+        typer.Option(help="After downtime, run every missed due time, not just the latest."),
+    ] = None,
+    max_active: Annotated[int | None, typer.Option(help="Executions active at once (1).")] = None,
+    retries: Annotated[int | None, typer.Option(help="Attempts after a failure (0).")] = None,
     retry_backoff: Annotated[
-        str, typer.Option(help="Wait before the first retry (doubles each time): 10s, 5m.")
-    ] = "10s",
+        str | None, typer.Option(help="Wait before the first retry (doubles each time): 10s.")
+    ] = None,
     retry_on: Annotated[
         list[str] | None,
         typer.Option(help="Retry only these exception types (repeatable; default: any)."),
@@ -72,23 +76,35 @@ def register(
     timeout: Annotated[
         str | None, typer.Option(help="Time limit of each attempt: 30m, 2h.")
     ] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="Where steps run: local, threads or ray (local).")
+    ] = None,
     param: _PARAMS = None,
     json_output: _JSON = False,
 ) -> None:
-    """Register a pipeline (or update it) to run on a schedule or on demand."""
-    registered = _pipelines(ctx).register(
-        name,
-        source,
-        schedule=schedule,
-        timezone=timezone,
-        catchup=catchup,
-        max_active=max_active,
-        retries=retries,
-        retry_backoff=retry_backoff,
-        retry_on=retry_on or (),
-        timeout=timeout,
-        params=parse_params(param),
-    )
+    """Register a pipeline, or update one: options not given keep their registered value
+    (so triggers and notifications set from Python survive)."""
+    orchestrator = _pipelines(ctx)
+    given = {
+        "schedule": schedule,
+        "timezone": timezone,
+        "catchup": catchup,
+        "max_active": max_active,
+        "retries": retries,
+        "retry_backoff": retry_backoff,
+        "retry_on": retry_on,
+        "timeout": timeout,
+        "executor": executor,
+        "params": parse_params(param) if param else None,
+    }
+    try:
+        spec = orchestrator.get(name).get_params()
+    except NotFound:
+        spec = {}
+    spec.pop("name", None)
+    spec.pop("source", None)
+    spec.update({key: value for key, value in given.items() if value is not None})
+    registered = orchestrator.register(name, source, **spec)
     if json_output:
         print_json(registered.to_json())
         return

@@ -396,11 +396,6 @@ class PipelineOrchestrator:
         return self.execution(execution.id)
 
     def _check_params(self, definition: RegisteredPipeline, params: Mapping[str, Any]) -> None:
-        pipeline, _ = resolve_source(definition.source)
-        known = pipeline.param_names
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise InvalidInput(
-                f"pipeline {definition.name!r} ({definition.source}) takes no param "
-                f"{unknown[0]!r}; its params are {', '.join(sorted(known)) or 'none'}"
-            )
+        """Resolve the source with ``params`` (and the registered ones): every mistake is
+        an error now rather than a failed execution later."""
+        resolve_source(definition.source, {**definition.params, **params})

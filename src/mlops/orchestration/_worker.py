@@ -249,11 +249,11 @@ def run_claim(
     """Run the claimed attempt to its end; what it raises becomes a failed outcome."""
     with _Attempt(ml.store, claim, clock_ms, stopping, heartbeat_seconds) as attempt:
         try:
-            pipeline, defaults = resolve_source(claim.definition.source)
+            pipeline, params = resolve_source(claim.definition.source, claim.params)
             result = run_pipeline(
                 ml,
                 pipeline,
-                params={**defaults, **claim.params} or None,
+                params=params or None,
                 executor=claim.definition.executor,
                 # The experiment `mlops pipeline run` uses too: one place for all its runs.
                 experiment=pipeline.name,

@@ -153,6 +153,8 @@ class StepRunner:
         return kwargs
 
     def _reusable(self, step: Step, key: str) -> OutputRef | None:
+        if step.volatile:  # it reads the world: what it read before may have changed
+            return None
         resumed = self.reusable.get(step.name)
         if resumed is not None and resumed[1] == key:
             return resumed[0]

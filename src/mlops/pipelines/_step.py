@@ -52,6 +52,8 @@ class Step:
     resources: Resources = field(default_factory=Resources)
     retries: int = 0
     timeout: float | None = None
+    #: Reads the world outside its inputs (files, databases, clocks): never reused.
+    volatile: bool = False
     #: SHA-256 of the function's source when decorated (of its qualified name without one).
     code_hash: str = ""
 
@@ -92,6 +94,7 @@ def step(
     gpu: int = 0,
     retries: int = 0,
     timeout: float | str | None = None,
+    volatile: bool = False,
 ) -> Callable[[Callable[..., Any]], Step]: ...
 
 
@@ -108,6 +111,7 @@ def step(
     gpu: int = 0,
     retries: int = 0,
     timeout: float | str | None = None,
+    volatile: bool = False,
 ) -> Step | Callable[[Callable[..., Any]], Step]:
     """Make a function a pipeline step; use as ``@step`` or ``@step(name=..., cpu=2)``.
 
@@ -122,17 +126,22 @@ def step(
         cpu, memory, gpu: what the step needs; memory as bytes or "512Mi", "2Gi".
         retries: how many times to re-run the step after it fails.
         timeout: seconds (or "5m") after which the step counts as timed out.
+        volatile: the output depends on more than the inputs (it reads files, a
+            database, the clock): the step always runs, neither reused from the cache
+            (implies ``cache=False``) nor from the run ``resume_from`` resumes.
     """
+    volatile = _check_bool("volatile", volatile)
     options = _Options(
         name=name,
         outputs=_check_outputs(outputs),
-        cache=_check_bool("cache", cache),
+        cache=_check_bool("cache", cache) and not volatile,
         cache_expiry=None if cache_expiry is None else parse_duration("cache_expiry", cache_expiry),
         resources=Resources(
             cpu=_check_cpu(cpu), memory=parse_memory(memory), gpu=_check_count("gpu", gpu)
         ),
         retries=_check_count("retries", retries),
         timeout=None if timeout is None else parse_duration("timeout", timeout),
+        volatile=volatile,
     )
     if fn is None:
         return functools.partial(_make_step, options=options)
@@ -148,6 +157,7 @@ class _Options:
     resources: Resources
     retries: int
     timeout: float | None
+    volatile: bool
 
 
 def _make_step(fn: Callable[..., Any], *, options: _Options) -> Step:
@@ -180,6 +190,7 @@ def _make_step(fn: Callable[..., Any], *, options: _Options) -> Step:
         resources=options.resources,
         retries=options.retries,
         timeout=options.timeout,
+        volatile=options.volatile,
         code_hash=_code_hash(fn),
     )
 

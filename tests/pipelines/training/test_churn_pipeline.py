@@ -251,6 +251,27 @@ def test_failed_validation_stops_the_run_with_every_violation_and_registers_noth
         ml.registry.get_model("churn")
 
 
+def test_a_run_that_failed_validation_resumes_on_the_fixed_data(
+    ml: mlops.MLOps, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(bundled_data_path())
+    broken = frame.copy()
+    broken.loc[:9, "tenure_months"] = -1
+    path = tmp_path / "customers.csv"
+    broken.to_csv(path, index=False)
+    pipeline = PipelineConfig.from_dict(small_churn(data={"path": str(path)})).pipeline()
+    failed = run_pipeline(ml, pipeline)
+    assert failed.step("validate").state.value == "failed"
+    assert "values below min 0" in (failed.step("validate").error or "")
+
+    frame.to_csv(path, index=False)
+    resumed = run_pipeline(ml, pipeline, resume_from=failed.run_id)
+
+    assert resumed.succeeded, [(s.name, s.error) for s in resumed.steps]
+    assert resumed.step("ingest").state.value == "succeeded"  # read again, not reused
+    assert resumed.output("register").registered
+
+
 def test_a_production_policy_is_checked_before_anything_is_registered(ml: mlops.MLOps) -> None:
     ml.registry.create_model("churn")
     ml.registry.set_policy("churn", PromotionPolicy(thresholds={"roc_auc": 0.99}))
@@ -369,3 +390,16 @@ def test_a_missing_file_and_a_bad_query_fail_ingest_with_what_to_fix(
     assert "uses ${NO_SUCH_SECRET}, but NO_SUCH_SECRET is not set" in (
         result.step("ingest").error or ""
     )
+
+
+def test_register_alone_on_an_old_evaluation_registers_nothing(ml: mlops.MLOps) -> None:
+    pipeline = PipelineConfig.from_dict(small_churn()).pipeline()
+    first = run_pipeline(ml, pipeline)
+    assert first.output("register").registered
+
+    again = run_pipeline(ml, pipeline, stage="register")
+
+    registration = again.output("register")
+    assert not registration.registered
+    assert "which is now version 1" in registration.reason
+    assert [v.number for v in ml.registry.list_versions("churn")] == [1]

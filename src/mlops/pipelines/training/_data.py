@@ -83,6 +83,8 @@ class Evaluation:
     champion_version: int | None = None
     champion_metrics: dict[str, float] | None = None
     improvement: float | None = None
+    #: What the champion was looked up as ("production", "@champion"), when it was.
+    compared_with: str | None = None
 
 
 @dataclass(frozen=True)

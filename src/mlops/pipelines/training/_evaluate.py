@@ -77,6 +77,7 @@ def evaluate_model(
             True,
             f"model {model_name!r} has no {config.compare_with} version yet, so the "
             "challenger wins",
+            compared_with=config.compare_with,
         )
     rows = holdout.drop(columns=[prepared.label]) if prepared.label else holdout
     try:
@@ -90,6 +91,7 @@ def evaluate_model(
             f"the champion (version {champion.number}) cannot score the hold-out rows "
             f"({type(error).__name__}: {error}), so the challenger wins",
             champion_version=champion.number,
+            compared_with=config.compare_with,
         )
     champion_metrics = all_scores(task, y, champion_outputs, positive)
     reference = champion_metrics[metric]
@@ -117,6 +119,7 @@ def evaluate_model(
         champion_version=champion.number,
         champion_metrics=champion_metrics,
         improvement=gain,
+        compared_with=config.compare_with,
     )
 
 

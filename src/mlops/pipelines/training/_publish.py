@@ -32,6 +32,27 @@ __all__ = ["apply_rules", "deploy_version", "register_challenger"]
 _EXAMPLE_ROWS = 5
 
 
+def _stale_verdict(ml: MLOps, model: str, evaluation: Evaluation) -> str | None:
+    """Why the evaluation no longer holds, if the champion changed since it was made
+    (a rerun of ``register`` alone on an old evaluation, or another pipeline's version)."""
+    if evaluation.compared_with is None:
+        return None
+    try:
+        current: int | None = ml.registry.get_version(model, evaluation.compared_with).number
+    except NotFound:
+        current = None
+    if current == evaluation.champion_version:
+        return None
+    then = (
+        "none" if evaluation.champion_version is None else f"version {evaluation.champion_version}"
+    )
+    return (
+        f"the evaluation compared the challenger with {then} of {model!r} at "
+        f"{evaluation.compared_with}, which is now version {current}; evaluate again (run "
+        "the pipeline, or its evaluate stage) before registering"
+    )
+
+
 def register_challenger(
     ml: MLOps,
     prepared: PreparedData,
@@ -51,6 +72,9 @@ def register_challenger(
     if not evaluation.challenger_wins:
         return Registration(False, f"not registered: {evaluation.reason}")
     registry = ml.registry
+    stale = _stale_verdict(ml, config.model, evaluation)
+    if stale is not None:
+        return Registration(False, f"not registered: {stale}")
     metrics = finite(evaluation.metrics)
     if trained.metric is not None and trained.cv_score is not None:
         metrics[f"cv_{trained.metric}"] = trained.cv_score

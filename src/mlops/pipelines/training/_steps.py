@@ -348,7 +348,9 @@ def build_pipeline(config: PipelineConfig) -> Pipeline:
     labelled = config.label is not None
     workers = config.train.hpo.workers
     steps = [
-        step(name="ingest", cache=False)(ingest),
+        # Volatile: the data may have changed since the last run, or since a failed run
+        # that is resumed (the fix for data that failed validation is new data).
+        step(name="ingest", volatile=True)(ingest),
         step(name="validate")(validate),
         step(name="preprocess")(preprocess),
         step(name="features")(features),
