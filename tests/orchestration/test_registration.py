@@ -200,3 +200,22 @@ def test_a_yaml_config_is_a_source_stored_by_its_absolute_path(
     assert registered.source == str(config.resolve())
     pipeline, defaults = resolve_source(registered.source)
     assert (pipeline.name, defaults) == ("churn-training", {})
+
+
+def test_params_of_a_yaml_config_are_config_keys_checked_up_front(
+    orchestrator: PipelineOrchestrator,
+) -> None:
+    training = pytest.importorskip("mlops.pipelines.training")
+    config = str(training.sample_config_path())
+    with pytest.raises(InvalidInput, match=r"train\.trials: input should be a valid integer"):
+        orchestrator.register("churn", config, params={"train.trials": "many"})
+    with pytest.raises(InvalidInput, match="unknown key 'trialz'"):
+        orchestrator.register("churn", config, params={"train": {"trialz": 3}})
+    orchestrator.register("churn", config, params={"train.trials": 4})
+    with pytest.raises(InvalidInput, match="'seed' in config"):
+        orchestrator.trigger("churn", params={"seed.value": 1})
+
+    pipeline, params = resolve_source(config, {"train.trials": 4, "evaluate": {"slices": []}})
+    assert params == {}  # carried by the pipeline itself
+    assert pipeline.params["training"]["trials"] == 4
+    assert pipeline.params["training"]["folds"] == 5  # the rest of the section is kept

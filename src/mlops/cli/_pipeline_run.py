@@ -193,5 +193,5 @@ def _summary(console: Console, result: PipelineRun, config: str) -> None:
     failed = result.failed_steps
     if failed:
         first = failed[0]
-        console.print(f"[red]step {first.name!r}: {first.error}[/red]")
+        console.print(Text(f"step {first.name!r}: {first.error}", style="red"))
         console.print(f"fix it, then resume: mlops pipeline run {config} --resume {result.run_id}")
