@@ -136,6 +136,21 @@ def after_gate(wait_for_gate: int) -> int:
 
 gated = Pipeline("gated", [wait_for_gate, after_gate])
 
+
+@step(cache=False)
+def sleep_for(seconds: float = 30.0) -> float:
+    """Sleeps for real (in whichever process runs it)."""
+    time.sleep(seconds)
+    return seconds
+
+
+@step(cache=False)
+def after_sleep(sleep_for: float) -> float:
+    return sleep_for
+
+
+sleepy = Pipeline("sleepy", [sleep_for, after_sleep])
+
 not_a_pipeline: Any = 42
 
 

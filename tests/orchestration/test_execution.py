@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -160,6 +161,30 @@ def test_an_execution_past_its_timeout_stops_before_its_next_step(
     ]
 
 
+def test_the_step_running_at_the_deadline_is_stopped_there_so_no_retry_overlaps_it(
+    orchestrator: PipelineOrchestrator,
+) -> None:
+    orchestrator.register(
+        "sleepy", "orchestration.flows:sleepy", timeout=1, retries=1, retry_backoff="10s"
+    )
+    orchestrator.trigger("sleepy")
+    orchestrator.tick()  # a tick while it runs leaves a live worker's attempt alone
+
+    started = time.monotonic()
+    [done] = orchestrator.work()
+
+    assert time.monotonic() - started < 20  # not the step's 30 s: its process was killed
+    assert done.state is ExecutionState.RETRYING  # only now: the attempt has ended
+    [attempt] = done.attempts
+    assert attempt.state == "timed_out"
+    assert done.error == "ExecutionTimeout: attempt 1 ran past the timeout of 1s"
+    assert [(line.step, line.state) for line in done.log if line.step] == [
+        ("sleep_for", "timed_out"),
+        ("after_sleep", "skipped"),
+    ]
+    assert orchestrator.tick() == []  # nothing concluded twice, nothing queued beside it
+
+
 def test_a_tick_times_out_an_attempt_stuck_in_a_step(
     orchestrator: PipelineOrchestrator, control: Control
 ) -> None:
@@ -171,7 +196,10 @@ def test_a_tick_times_out_an_attempt_stuck_in_a_step(
         orchestrator.tick()
         timed_out = orchestrator.execution(queued.id)
         assert timed_out.state is ExecutionState.TIMED_OUT
-        assert timed_out.error == "ExecutionTimeout: attempt 1 was still running at its deadline"
+        assert timed_out.error is not None
+        assert timed_out.error.startswith(
+            "ExecutionTimeout: attempt 1 was still running at its deadline, and its worker "
+        )
         control.gate.set()
     assert [e.state for e in finished] == [ExecutionState.TIMED_OUT]  # the late end changed nothing
     assert "after_gate" not in control.calls

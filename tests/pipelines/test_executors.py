@@ -710,3 +710,31 @@ def test_ray_is_reached_at_the_configured_address_or_started_locally() -> None:
     assert init_options({"RAY_ADDRESS": "ray://head:10001"}) == {"address": "ray://head:10001"}
     both = {"RAY_ADDRESS": "ray://head:10001", "MLOPS_RAY_ADDRESS": "10.0.0.5:6379"}
     assert init_options(both) == {"address": "10.0.0.5:6379"}
+
+
+def test_a_time_limit_stops_the_running_step_and_starts_no_other(ml: mlops.MLOps) -> None:
+    @step(cache=False)
+    def quick() -> int:
+        return 1
+
+    @step(cache=False)
+    def sleepy(quick: int) -> int:
+        time.sleep(60)
+        return quick
+
+    @step(cache=False)
+    def last(sleepy: int) -> int:
+        return sleepy
+
+    started = time.monotonic()
+    result = run_pipeline(
+        ml, Pipeline("limited", [quick, sleepy, last]), executor="local", time_limit="1.5"
+    )
+
+    assert time.monotonic() - started < 30
+    assert result.state is PipelineState.TIMED_OUT
+    assert _states(result) == {"quick": "succeeded", "sleepy": "timed_out", "last": "skipped"}
+    assert "stopped at the run's time limit" in (result.step("sleepy").error or "")
+    assert ml.tracking.get_run(result.run_id).status is RunStatus.FAILED
+    with pytest.raises(InvalidInput, match="time_limit"):
+        run_pipeline(ml, Pipeline("limited", [quick]), time_limit="soon")

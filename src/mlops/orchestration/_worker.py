@@ -250,6 +250,11 @@ def run_claim(
     with _Attempt(ml.store, claim, clock_ms, stopping, heartbeat_seconds) as attempt:
         try:
             pipeline, params = resolve_source(claim.definition.source, claim.params)
+            # The timeout also bounds the step running at the deadline: the executor
+            # stops it there (a worker process killed), so a retry never overlaps it.
+            left = None
+            if claim.deadline_at is not None:
+                left = max(0.001, (claim.deadline_at - clock_ms()) / 1000)
             result = run_pipeline(
                 ml,
                 pipeline,
@@ -259,6 +264,7 @@ def run_claim(
                 experiment=pipeline.name,
                 should_stop=attempt.should_stop,
                 on_step=attempt.on_step,
+                time_limit=left,
             )
         except Exception as error:  # an import error, bad params, the store failing
             return Outcome(FAILED, error_summary(error), attempt.run_id)
@@ -272,6 +278,8 @@ def _outcome(claim: Claim, result: PipelineRun, stop_reason: str | None) -> Outc
     if result.state is PipelineState.CANCELLED:
         reason = stop_reason or CANCELLED
         return Outcome(reason, _stop_error(claim, reason), result.run_id)
+    if result.state is PipelineState.TIMED_OUT:
+        return Outcome(TIMED_OUT, _stop_error(claim, TIMED_OUT), result.run_id)
     failed = result.failed_steps
     if failed:
         error = f"{failed[0].error} (step {failed[0].name!r})"
@@ -378,16 +386,17 @@ def _next_state(
 
 
 def reap(store: Store, now: int, lease_ms: int, draw: Callable[[], float]) -> list[Execution]:
-    """Conclude running attempts past their deadline, or whose worker stopped beating."""
+    """Conclude the running attempts whose worker stopped beating for ``lease_ms``: a
+    worker that is alive concludes its own attempt, its deadline included (the run's time
+    limit stops the step running then), so a retry never runs beside the attempt."""
     query = sa.select(
         _executions.c.id,
         _executions.c.attempts,
         _executions.c.deadline_at,
-        _executions.c.heartbeat_at,
         _executions.c.worker,
     ).where(
         _executions.c.state == ExecutionState.RUNNING.value,
-        sa.or_(_executions.c.deadline_at <= now, _executions.c.heartbeat_at < now - lease_ms),
+        _executions.c.heartbeat_at < now - lease_ms,
     )
     with store.read() as connection:
         rows = connection.execute(query).all()
@@ -396,7 +405,8 @@ def reap(store: Store, now: int, lease_ms: int, draw: Callable[[], float]) -> li
         if row.deadline_at is not None and row.deadline_at <= now:
             outcome = Outcome(
                 TIMED_OUT,
-                f"ExecutionTimeout: attempt {row.attempts} was still running at its deadline",
+                f"ExecutionTimeout: attempt {row.attempts} was still running at its deadline, "
+                f"and its worker {row.worker} stopped reporting for {lease_ms / 1000:g}s",
             )
         else:
             outcome = Outcome(

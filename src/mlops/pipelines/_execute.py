@@ -7,6 +7,7 @@ never looks like a reusable one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -79,6 +80,10 @@ class StepRunner:
     outputs: dict[str, OutputRef] = field(default_factory=dict)
     reusable: Mapping[str, tuple[OutputRef, str]] = field(default_factory=dict)
     backend: StepBackend = field(default_factory=ThreadBackend)
+    #: ``time.monotonic()`` past which no step may run (``run_pipeline(time_limit=)``).
+    time_limit_at: float | None = None
+    #: Whether a step was stopped (or not started) because of the time limit.
+    limit_reached: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -249,14 +254,39 @@ class StepRunner:
         for attempt in range(1, step.retries + 2):
             context = self.context(step, child, attempt, step_params)
             try:
-                return attempt, self.backend.call(step, kwargs, context), None
+                return attempt, self.backend.call(self._bounded(step), kwargs, context), None
             except StepNotSendable as error:  # the same on every attempt
                 _log_failure(step, attempt, error)
                 return attempt, None, error
             except Exception as error:
                 _log_failure(step, attempt, error)
                 failure = error
+                if self.out_of_time():
+                    self.limit_reached = True
+                    return (
+                        attempt,
+                        None,
+                        StepTimeout(
+                            f"step {step.name!r} was stopped at the run's time limit "
+                            f"({error}); no more attempts"
+                        ),
+                    )
         return step.retries + 1, None, failure
+
+    def out_of_time(self) -> bool:
+        """Whether the run's time limit has passed."""
+        return self.time_limit_at is not None and time.monotonic() >= self.time_limit_at
+
+    def _bounded(self, step: Step) -> Step:
+        """``step`` with its timeout cut to what is left of the run's time limit."""
+        if self.time_limit_at is None:
+            return step
+        left = self.time_limit_at - time.monotonic()
+        if left <= 0:
+            raise StepTimeout(f"the run's time limit was reached before step {step.name!r} started")
+        if step.timeout is not None and step.timeout <= left:
+            return step
+        return dataclasses.replace(step, timeout=left)
 
     def context(
         self, step: Step, child: ActiveRun, attempt: int, step_params: Mapping[str, Any]

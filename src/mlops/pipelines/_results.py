@@ -34,6 +34,7 @@ class PipelineState(enum.StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"  # stopped by ``should_stop`` before every step had run
+    TIMED_OUT = "timed_out"  # stopped at ``time_limit``
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from mlops.pipelines._execute import StepRunner, param_text
 from mlops.pipelines._graph import Pipeline
 from mlops.pipelines._local import LocalExecutor
 from mlops.pipelines._results import PipelineRun, PipelineState, StepEvent, StepRun, StepState
+from mlops.pipelines._step import parse_duration
 from mlops.tracking import ExperimentTracker, RunStatus
 from mlops.tracking._validation import check_run_id
 
@@ -54,6 +56,7 @@ def run_pipeline(
     experiment: int | str | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_step: Callable[[StepEvent], None] | None = None,
+    time_limit: float | str | None = None,
 ) -> PipelineRun:
     """Run ``pipeline`` as a tracked run with one child run per step.
 
@@ -74,6 +77,9 @@ def run_pipeline(
             yet started end CANCELLED and so does the run (running steps finish).
         on_step: called with a ``StepEvent`` when a step starts and when it ends (from
             the thread that runs it); what it raises is logged and otherwise ignored.
+        time_limit: seconds (or "30m") the whole run may take: no step starts after
+            it, and a running step is stopped at it as at its own timeout (its worker
+            killed; abandoned with "threads"); such a step ends TIMED_OUT.
 
     Returns the ``PipelineRun``; a step that fails leaves it FAILED rather than raising.
     """
@@ -88,6 +94,9 @@ def run_pipeline(
         )
     if stage is not None and resume_from is not None:
         raise InvalidInput("give stage= or resume_from=, not both")
+    limit_at = (
+        None if time_limit is None else time.monotonic() + parse_duration("time_limit", time_limit)
+    )
     scheduler = (
         LocalExecutor.unbudgeted()
         if executor == "ray" and max_workers is None
@@ -120,7 +129,15 @@ def run_pipeline(
         if values:
             parent.log_params({key: param_text(value) for key, value in values.items()})
         runner = StepRunner(
-            ml, pipeline, parent, values, Path(scratch), outputs, reusable, backend=backend
+            ml,
+            pipeline,
+            parent,
+            values,
+            Path(scratch),
+            outputs,
+            reusable,
+            backend=backend,
+            time_limit_at=limit_at,
         )
         upstream = {name: [d for d in pipeline.upstream(name) if d in order] for name in order}
         cpu = {name: pipeline.step(name).resources.cpu for name in order}
@@ -132,10 +149,13 @@ def run_pipeline(
             events.wrap_execute(runner.execute),
             events.wrap_skip(runner.skip),
             cancel=events.wrap_execute(runner.cancel, announce=False),
-            should_stop=should_stop,
+            should_stop=_or(should_stop, runner.out_of_time) if limit_at else should_stop,
         )
         records = tuple(results[name] for name in order)
         state = _run_state(records)
+        stopped = state is PipelineState.CANCELLED and runner.out_of_time()
+        if state is not PipelineState.SUCCEEDED and (runner.limit_reached or stopped):
+            state = PipelineState.TIMED_OUT
         parent.set_tag(TAG_PIPELINE_STATE, state.value)
         parent.end(_RUN_STATUS[state])
     return PipelineRun(
@@ -164,7 +184,14 @@ _RUN_STATUS = {
     PipelineState.SUCCEEDED: RunStatus.FINISHED,
     PipelineState.FAILED: RunStatus.FAILED,
     PipelineState.CANCELLED: RunStatus.KILLED,
+    PipelineState.TIMED_OUT: RunStatus.FAILED,
 }
+
+
+def _or(first: Callable[[], bool] | None, second: Callable[[], bool]) -> Callable[[], bool]:
+    if first is None:
+        return second
+    return lambda: first() or second()
 
 
 def _run_state(records: tuple[StepRun, ...]) -> PipelineState:
