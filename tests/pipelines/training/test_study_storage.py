@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +121,59 @@ def _drop_source_schema(engine: sa.Engine) -> None:
     with engine.begin() as connection:
         connection.execute(sa.text("DROP SCHEMA IF EXISTS training_source CASCADE"))
     engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_search_workers_die_with_a_killed_pipeline(tmp_path: Path) -> None:
+    config = small_churn()
+    config["train"].update(trials=20_000, hpo={"workers": 2, "storage": "database"})
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import json, sys, mlops\n"
+        "from mlops.pipelines import run_pipeline\n"
+        "from mlops.pipelines.training import PipelineConfig\n"
+        f"config = json.loads({json.dumps(json.dumps(config))})\n"
+        f"with mlops.connect(home={str(tmp_path / 'home')!r}) as ml:\n"
+        "    run_pipeline(ml, PipelineConfig.from_dict(config).pipeline(), executor='threads')\n"
+    )
+    driver = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path)
+    try:
+        workers: list[int] = []
+        deadline = time.monotonic() + 120
+        while not workers and time.monotonic() < deadline and driver.poll() is None:
+            workers = _search_workers(driver.pid)
+            time.sleep(0.2)
+        assert workers, "the search workers never started"
+        time.sleep(2)  # into its trials: killed earlier, it would die reading its work
+        assert all(_alive(pid) for pid in workers)
+    finally:
+        driver.kill()
+        driver.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+
+
+def _search_workers(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"worker_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -247,13 +247,21 @@ def _shares(budget: int | None, workers: int) -> list[int | None]:
 
 
 def _optimize(
-    study: Any, problem: SearchProblem, trials: int | None, timeout: float | None
+    study: Any,
+    problem: SearchProblem,
+    trials: int | None,
+    timeout: float | None,
+    callbacks: list[Any] | None = None,
 ) -> None:
     if trials == 0:
         return
     worker = f"{socket.gethostname()}:{os.getpid()}"
     study.optimize(
-        _objective(problem, worker), n_trials=trials, timeout=timeout, catch=(Exception,)
+        _objective(problem, worker),
+        n_trials=trials,
+        timeout=timeout,
+        catch=(Exception,),
+        callbacks=callbacks,
     )
 
 
@@ -267,7 +275,13 @@ def worker_main(payload: bytes) -> None:
         sampler=_sampler(seed),
         pruner=_pruner(problem.prune),
     )
-    _optimize(study, problem, trials, timeout)
+    parent = os.getppid()
+
+    def stop_if_orphaned(study: Any, _trial: Any) -> None:
+        if os.getppid() != parent:  # the pipeline that started us is gone
+            study.stop()
+
+    _optimize(study, problem, trials, timeout, [stop_if_orphaned])
 
 
 def _sampler(seed: int) -> Any:

@@ -18,16 +18,33 @@ from typing import IO, Any
 
 from mlops.errors import MLOpsError
 
-__all__ = ["WorkerGroup"]
+__all__ = ["WorkerGroup", "die_with_parent"]
+
+_PR_SET_PDEATHSIG = 1
 
 _CODE = (
     "import pickle, sys\n"
+    "from mlops.pipelines.training._workers import die_with_parent\n"
+    "die_with_parent()\n"
     "path, payload = pickle.load(sys.stdin.buffer)\n"
     "sys.path[:0] = [p for p in path if p not in sys.path]\n"
     "from mlops.pipelines.training._search import worker_main\n"
     "worker_main(payload)\n"
 )
 _STDERR_TAIL = 2000
+
+
+def die_with_parent() -> None:
+    """Have the kernel kill this process when the one that started it dies (Linux), so a
+    killed pipeline leaves no search worker behind; elsewhere the worker stops after
+    the trial it is running when it sees its parent gone."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
