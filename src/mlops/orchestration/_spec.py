@@ -23,6 +23,9 @@ _NOTIFY_ON = ("failure", "success")
 _TYPE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
+_MIN_SECRET = 16
+
+
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """Something that queues an execution of a pipeline. Build one with ``Trigger.alert``,
@@ -44,6 +47,8 @@ class Trigger:
     labels: tuple[tuple[str, str], ...] = ()
     model: str | None = None
     dataset_name: str | None = None
+    #: The shared secret that signs webhook calls over HTTP (``X-MLOps-Signature``).
+    secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def alert(
@@ -77,9 +82,12 @@ class Trigger:
         return cls.from_params({"kind": cls.DATASET, "dataset": name})
 
     @classmethod
-    def webhook(cls) -> Trigger:
-        """Allow ``trigger(name, source="webhook")``: an outside system asking for a run."""
-        return cls(kind=cls.WEBHOOK)
+    def webhook(cls, secret: str | None = None) -> Trigger:
+        """Allow an outside system to ask for a run: ``trigger(name, source="webhook")``,
+        and, with a ``secret`` (16 characters or more), ``POST
+        /v1/pipelines/{name}/trigger`` on ``mlops server`` signed with it (the header
+        ``X-MLOps-Signature: sha256=<hex HMAC-SHA256 of the body>``)."""
+        return cls.from_params({"kind": cls.WEBHOOK, "secret": secret})
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> Trigger:
@@ -94,7 +102,7 @@ class Trigger:
             cls.ALERT: {"rule", "endpoint", "severity", "labels"},
             cls.MODEL_REGISTERED: {"model"},
             cls.DATASET: {"dataset", "name"},
-            cls.WEBHOOK: set(),
+            cls.WEBHOOK: {"secret"},
         }
         if kind not in allowed:
             raise InvalidInput(
@@ -115,6 +123,12 @@ class Trigger:
                 check_name(f"trigger {key}", values[key])
         if "dataset" in values:
             values["dataset_name"] = values.pop("dataset")
+        secret = values.get("secret")
+        if secret is not None and (not isinstance(secret, str) or len(secret) < _MIN_SECRET):
+            raise InvalidInput(
+                f"a webhook secret is a string of at least {_MIN_SECRET} characters; make one "
+                "with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+            )
         severity = values.get("severity")
         if severity is not None and severity not in _SEVERITIES:
             raise InvalidInput(
@@ -138,6 +152,15 @@ class Trigger:
             params["dataset"] = self.dataset_name
         if self.labels:
             params["labels"] = dict(self.labels)
+        if self.secret is not None:
+            params["secret"] = self.secret
+        return params
+
+    def shown(self) -> dict[str, Any]:
+        """``get_params()`` with the secret masked, for listings and logs."""
+        params = self.get_params()
+        if "secret" in params:
+            params["secret"] = "***"
         return params
 
     @property
@@ -152,7 +175,7 @@ class Trigger:
         return self.kind != self.WEBHOOK
 
     def describe(self) -> str:
-        params = self.get_params()
+        params = self.shown()
         kind = str(params.pop("kind"))
         return kind + "".join(f" {k}={v}" for k, v in params.items())
 
@@ -242,8 +265,10 @@ class RegisteredPipeline:
         }
 
     def to_json(self) -> dict[str, Any]:
+        """The registration for display: ``get_params()`` with secrets masked."""
         return {
             **self.get_params(),
+            "triggers": [trigger.shown() for trigger in self.triggers],
             "paused": self.paused,
             "next_fire_at": self.next_fire_at,
             "created_by": self.created_by,

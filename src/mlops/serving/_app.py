@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from mlops.errors import InvalidInput
@@ -16,6 +18,14 @@ from mlops.serving._gateway import ServingState
 from mlops.serving._predlog import PredictionLogWriter
 
 __all__ = ["create_serving_app"]
+
+
+async def _pipeline_webhook(request: Request) -> Response:
+    """``POST /v1/pipelines/{name}/trigger`` (imported on first call: orchestration is
+    not needed to serve predictions)."""
+    from mlops.orchestration._webhook import pipeline_webhook
+
+    return await pipeline_webhook(request)
 
 
 def create_serving_app(
@@ -76,6 +86,7 @@ def create_serving_app(
         Route("/v2/models/{name}/infer", handlers.infer_v2, methods=post),
         Route("/v2/models/{name}/versions/{version:int}/infer", handlers.infer_v2, methods=post),
         Route("/v1/endpoints/{name}/feedback", handlers.feedback, methods=post),
+        Route("/v1/pipelines/{name}/trigger", _pipeline_webhook, methods=post),
         Route("/health/live", handlers.live, methods=get),
         Route("/health/ready", handlers.ready, methods=get),
         Route("/metrics", handlers.metrics, methods=get),
