@@ -9,7 +9,6 @@ end; a channel that fails is written in the execution's log and nothing else cha
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 
@@ -17,6 +16,7 @@ import sqlalchemy as sa
 
 from mlops.errors import InvalidInput
 from mlops.monitoring.alerts import Alert, AlertState, Notification, notifier_from_params
+from mlops.monitoring.alerts._dispatch import channel_configs
 from mlops.orchestration._executions import Execution, ExecutionState, LogLine
 from mlops.orchestration._spec import Notify
 from mlops.store import Store
@@ -60,13 +60,7 @@ def notify_end(
         return []
     if kind not in notify.on:
         return []
-    with store.read() as connection:
-        rows = connection.execute(
-            sa.select(alert_channels.c.name, alert_channels.c.kind, alert_channels.c.config).where(
-                alert_channels.c.name.in_(notify.channels)
-            )
-        ).all()
-    configs = {row.name: (row.kind, json.loads(row.config)) for row in rows}
+    configs = channel_configs(store, notify.channels)
     lines = []
     for channel in notify.channels:
         error = _send(channel, configs.get(channel), _notification(channel, kind, execution, now))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,10 +229,7 @@ class Dispatcher:
         )
 
     def _channel_configs(self) -> dict[str, tuple[str, dict[str, Any]]]:
-        query = sa.select(alert_channels.c.name, alert_channels.c.kind, alert_channels.c.config)
-        with self._store.read() as connection:
-            rows = connection.execute(query).all()
-        return {row.name: (row.kind, json.loads(row.config)) for row in rows}
+        return channel_configs(self._store)
 
     def _candidates(self, now: int) -> Iterator[tuple[Alert, dict[str, Any]]]:
         """Firing alerts, and resolved ones whose resolve some channel still owes."""
@@ -303,3 +300,15 @@ def list_notifications(
         )
         for row in rows
     ]
+
+
+def channel_configs(
+    store: Store, names: Iterable[str] | None = None
+) -> dict[str, tuple[str, dict[str, Any]]]:
+    """Notification channels by name (all, or those of ``names``): (kind, config)."""
+    query = sa.select(alert_channels.c.name, alert_channels.c.kind, alert_channels.c.config)
+    if names is not None:
+        query = query.where(alert_channels.c.name.in_(list(names)))
+    with store.read() as connection:
+        rows = connection.execute(query).all()
+    return {row.name: (row.kind, json.loads(row.config)) for row in rows}

@@ -330,9 +330,8 @@ def monitor(
     endpoint: str | None,
     training_code: str = TRAINING_CODE,
 ) -> dict[str, str]:
-    """Create or update the alert rules that watch the endpoint."""
-    context = _required_context("monitor")
-    return apply_rules(context.ml, MonitorConfig.model_validate(monitoring), endpoint)
+    """Create or update the alert rules that watch the endpoint (once it is deployed)."""
+    return monitor_endpoint(monitoring, endpoint, training_code)
 
 
 def monitor_endpoint(
