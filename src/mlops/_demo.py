@@ -69,7 +69,7 @@ class DemoResult:
     model_version: ModelVersion
     sample_predictions: list[int]
     monitoring: MonitoringDemo
-    pipeline: PipelineDemo
+    pipeline: PipelineDemo | None  # None without the training extra
 
 
 class ChurnLogit(PythonModel):
@@ -148,7 +148,8 @@ def run_demo(ml: MLOps, console: Console, *, runs: int = 6) -> DemoResult:
     version, predictions = _register_best(ml, console, ranked[0], split)
     pipeline = run_training_pipeline(ml, console, alert_rule=DEMO_DRIFT_RULE)
     monitoring = run_monitoring_demo(ml, console, DEMO_MODEL, version.number)
-    retrain_on_alerts(ml, console)
+    if pipeline is not None:
+        retrain_on_alerts(ml, console)
     return DemoResult(
         experiment.name, sweep.id, list(ranked), version, predictions, monitoring, pipeline
     )

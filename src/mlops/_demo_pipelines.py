@@ -10,6 +10,7 @@ so the champion stays: the registry is not touched twice for nothing.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ DEMO_PIPELINE = "churn-training"
 #: A lighter search than the sample's 20 trials x 5 folds, so the demo takes seconds.
 _TRIALS, _FOLDS = 8, 3
 _SCHEDULE = "0 3 * * *"
+_TRAINING_MODULES = ("sklearn", "optuna", "pandas")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +38,16 @@ class PipelineDemo:
     config_path: Path
 
 
-def run_training_pipeline(ml: MLOps, console: Console, *, alert_rule: str) -> PipelineDemo:
-    """Run the bundled training pipeline, then register it for nightly and alert runs."""
+def run_training_pipeline(ml: MLOps, console: Console, *, alert_rule: str) -> PipelineDemo | None:
+    """Run the bundled training pipeline, then register it for nightly and alert runs
+    (None, with an install hint, where the training extra is missing)."""
+    missing = [name for name in _TRAINING_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        console.print(
+            f"skipping the training pipeline: {', '.join(missing)} not installed; "
+            "pip install 'mlops[train]' to run it"
+        )
+        return None
     import yaml
 
     from mlops.orchestration import Trigger
