@@ -10,6 +10,7 @@ from mlops.artifacts import ArtifactStore, open_artifact_store
 from mlops.config import Settings
 from mlops.deployment import DeploymentManager
 from mlops.errors import InvalidInput, StorageError
+from mlops.governance import AccessControl, AuditLog
 from mlops.monitoring import ModelMonitor
 from mlops.registry import ModelRegistry
 from mlops.store import Store, current_revision, head_revision, require_known_revision, upgrade
@@ -34,6 +35,8 @@ class MLOps:
         )
         self.deployments = DeploymentManager(store, self.registry, actor=self.registry.actor)
         self.monitor = ModelMonitor(store, self.registry, actor=self.registry.actor)
+        self.audit = AuditLog(store, actor=self.registry.actor)
+        self.access = AccessControl(store, actor=self.registry.actor)
         self._pipelines: PipelineOrchestrator | None = None
 
     @property

@@ -11,6 +11,7 @@ what failed and what to do about it.
     ├── Conflict                                 the request contradicts stored state
     │   ├── RunNotActive                         logging to a run that has ended
     │   └── PolicyViolation                      a promotion breaks the model's policy
+    ├── Unauthenticated                          no API token, or one that is not valid
     ├── PermissionDenied    (also PermissionError)
     ├── IntegrityError                           stored bytes do not match their digest
     ├── StorageError        (also OSError)       the database or artifact store failed
@@ -32,6 +33,7 @@ __all__ = [
     "PolicyViolation",
     "RunNotActive",
     "StorageError",
+    "Unauthenticated",
 ]
 
 
@@ -88,6 +90,12 @@ class PolicyViolation(Conflict):
     """A stage change breaks the model's promotion policy; the message names the rule."""
 
     code = "policy_violation"
+
+
+class Unauthenticated(MLOpsError):
+    """No API token was given, or it is unknown, revoked, expired or its user disabled."""
+
+    code = "unauthenticated"
 
 
 class PermissionDenied(MLOpsError, PermissionError):

@@ -11,7 +11,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-import mlops.governance
 from mlops.errors import InvalidInput, NotFound
 from mlops.governance import (
     generate_keypair,
@@ -25,22 +24,6 @@ from mlops.governance import (
 )
 
 DIGEST = hashlib.sha256(b"model bytes").hexdigest()
-
-
-def test_public_names() -> None:
-    assert mlops.governance.__all__ == sorted(mlops.governance.__all__)
-    assert set(mlops.governance.__all__) == {
-        "PrivateKeyLike",
-        "PublicKeyLike",
-        "generate_keypair",
-        "key_fingerprint",
-        "load_private_key",
-        "load_public_key",
-        "public_key_pem",
-        "sign_digest",
-        "verify_digest",
-        "write_keypair",
-    }
 
 
 def test_generated_keys_are_pem() -> None:

@@ -10,7 +10,9 @@ import typer
 from typer.core import TyperGroup
 
 import mlops
+from mlops.cli._access import tokens_app, users_app
 from mlops.cli._alerts import alerts_app
+from mlops.cli._audit import audit_app
 from mlops.cli._common import CliState, report_error, stdout_console
 from mlops.cli._db import db_app
 from mlops.cli._demo import demo
@@ -55,6 +57,9 @@ app.add_typer(deployments_app, name="deployments")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(pipelines_app, name="pipeline")
+app.add_typer(audit_app, name="audit")
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
 app.command("deploy")(deploy)
 app.command("predict")(predict)
 app.command("server")(server)

@@ -10,7 +10,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from mlops.errors import InvalidInput
 from mlops.serving import _handlers as handlers
@@ -38,6 +38,7 @@ def create_serving_app(
     log_queue_size: int = 100_000,
     log_batch_size: int = 2_000,
     log_flush_interval: float = 0.25,
+    api: bool = True,
 ) -> Starlette:
     """The serving gateway for the endpoints in ``ml``'s store (``ml.store``, ``ml.registry``).
 
@@ -46,6 +47,8 @@ def create_serving_app(
     ``keep_unused_seconds``. Requests over ``max_body_bytes`` get 413. The prediction log
     keeps request payloads unless ``log_inputs=False``, and is drained on shutdown. State
     lives on ``app.state.serving`` (``await app.state.serving.refresh()`` polls now).
+    With ``api=True`` the control-plane REST API is mounted at ``/api/v1`` (docs at
+    ``/api/docs``).
     """
     if poll_interval <= 0:
         raise InvalidInput(f"poll_interval must be positive, got {poll_interval}")
@@ -80,7 +83,7 @@ def create_serving_app(
             await state.close()
 
     post, get = ["POST"], ["GET"]
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/v1/endpoints/{name}/predict", handlers.predict_native, methods=post),
         Route("/v1/endpoints/{name}/invocations", handlers.predict_mlflow, methods=post),
         Route("/v2/models/{name}/infer", handlers.infer_v2, methods=post),
@@ -102,6 +105,10 @@ def create_serving_app(
             methods=get,
         ),
     ]
+    if api:
+        from mlops.api import api_routes
+
+        routes.extend(api_routes(ml))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.serving = state
     return app

@@ -585,3 +585,54 @@ pipeline_executions = Table(
     Index("ix_pipeline_executions_pipeline_id", "pipeline", "id"),
     Index("ix_pipeline_executions_state_next_attempt", "state", "next_attempt_at"),
 )
+
+# -- governance: the audit log and access control -------------------------------------------
+
+# A hash chain: ``hash`` is SHA-256 over the canonical JSON of the entry's fields and
+# ``prev_hash`` (the hash of entry ``id - 1``). Ids are assigned by the appender, one more
+# than the head, under a lock, so a deleted entry leaves a gap and a fork cannot commit.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=False),
+    Column("at", BigInteger, nullable=False),
+    Column("actor", String(KEY_LENGTH), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target", String(512), nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Column("request_id", String(64), nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_actor_id", "actor", "id"),
+    Index("ix_audit_log_action_id", "action", "id"),
+    Index("ix_audit_log_target_id", "target", "id"),
+    Index("ix_audit_log_at", "at"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(KEY_LENGTH), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    # JSON list of model-name glob patterns, or NULL for every model.
+    Column("model_scopes", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("disabled_at", BigInteger, nullable=True),
+)
+
+# A token is shown once; only its SHA-256 is stored. ``prefix`` is kept for display.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("name", String(KEY_LENGTH), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("last_used_at", BigInteger, nullable=True),
+)

@@ -1,0 +1,121 @@
+"""``create_api``: the control-plane REST API v1, and the routes that mount it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from mlops._client import MLOps
+from mlops.api import _artifacts, _experiments, _models, _runs
+from mlops.api._docs import docs_response
+from mlops.api._errors import install_error_handlers
+from mlops.api._middleware import RequestContext
+from mlops.errors import InvalidInput
+
+__all__ = ["API_PREFIX", "DOCS_PATH", "api_routes", "create_api"]
+
+API_PREFIX = "/api/v1"
+DOCS_PATH = "/api/docs"
+
+_DESCRIPTION = (
+    "Experiments, runs and their data, artifacts, and the model registry of one mlops "
+    "installation. Every error answers "
+    '{"error": {"code", "message"}, "request_id"}; list endpoints page with limit and '
+    "page_token. See docs/api.md."
+)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+    request_id: str
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": description}
+    for status, description in [
+        (400, "Malformed request (invalid JSON, bad artifact path)"),
+        (401, "Missing or refused API token"),
+        (403, "The caller lacks the permission"),
+        (404, "Not found"),
+        (409, "Conflicts with stored state"),
+        (413, "Request body too large"),
+        (422, "Invalid input"),
+        (503, "Storage unavailable"),
+    ]
+}
+
+
+def create_api(
+    ml: MLOps,
+    *,
+    max_body_bytes: int = 2**20,
+    max_artifact_bytes: int = 2**30,
+    require_auth: bool = False,
+) -> FastAPI:
+    """The REST API over ``ml``'s tracking and registry, to mount at ``/api/v1``.
+
+    JSON bodies over ``max_body_bytes`` and artifact uploads over ``max_artifact_bytes``
+    are answered 413. With ``require_auth`` every request needs ``Authorization: Bearer``
+    (401 without); otherwise a token is optional and checked when given. The connection
+    lives on ``app.state.ml``.
+    """
+    for label, value in (
+        ("max_body_bytes", max_body_bytes),
+        ("max_artifact_bytes", max_artifact_bytes),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidInput(f"{label} must be a positive number of bytes, got {value!r}")
+    app = FastAPI(
+        title="mlops API",
+        version="1",
+        description=_DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.ml = ml
+    app.state.max_artifact_bytes = max_artifact_bytes
+    app.state.require_auth = require_auth
+    for module in (_experiments, _runs, _artifacts, _models):
+        app.include_router(module.router, responses=_ERRORS)
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContext,
+        max_body_bytes=max_body_bytes,
+        streamed=lambda scope: _artifacts.is_artifact_upload(scope["method"], scope["path"]),
+    )
+    return app
+
+
+class _Mount(Mount):
+    """A Mount that also takes paths holding a newline (``%0A``): Starlette's pattern
+    stops at one, which would hand such requests to the outer app's plain-text 404."""
+
+    def __init__(self, path: str, app: Any) -> None:
+        super().__init__(path, app=app)
+        self.path_regex = re.compile(self.path_regex.pattern, re.DOTALL)
+
+
+def api_routes(ml: MLOps, **options: Any) -> list[BaseRoute]:
+    """The API mounted at ``/api/v1`` and its docs page at ``/api/docs``, for a Starlette
+    app's routes; ``options`` go to ``create_api``."""
+    api = create_api(ml, **options)
+
+    async def docs(request: Request) -> Response:
+        return docs_response(api.openapi(), request, prefix=API_PREFIX)
+
+    return [_Mount(API_PREFIX, api), Route(DOCS_PATH, docs, methods=["GET"])]
