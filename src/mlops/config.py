@@ -12,6 +12,9 @@ from mlops.errors import InvalidInput
 __all__ = ["Settings"]
 
 _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+_AUTH_MODES = ("auto", "required", "off")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,8 +34,15 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     #: The identity recorded as the actor of registry changes (default: the OS user).
     user: str | None = None
+    #: API tokens: "required", "off", or "auto" (required unless the server listens on
+    #: loopback; an embedded API, which does not know its address, treats it as "off").
+    auth: str = "auto"
+    #: With auth required, requests without a token may still read.
+    allow_anonymous_read: bool = False
 
     def __post_init__(self) -> None:
+        if self.auth not in _AUTH_MODES:
+            raise InvalidInput(f"MLOPS_AUTH={self.auth!r} is not one of {', '.join(_AUTH_MODES)}")
         if self.sqlite_synchronous.upper() not in _SYNCHRONOUS_MODES:
             raise InvalidInput(
                 f"MLOPS_SQLITE_SYNCHRONOUS={self.sqlite_synchronous!r} is not one of "
@@ -50,6 +60,8 @@ class Settings:
             s3_endpoint_url=env.get("MLOPS_S3_ENDPOINT_URL") or None,
             sqlite_synchronous=(env.get("MLOPS_SQLITE_SYNCHRONOUS") or "NORMAL").upper(),
             user=env.get("MLOPS_USER") or None,
+            auth=(env.get("MLOPS_AUTH") or "auto").lower(),
+            allow_anonymous_read=_flag(env, "MLOPS_ALLOW_ANONYMOUS_READ"),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -70,3 +82,12 @@ class Settings:
         if self.artifact_root:
             return self.artifact_root
         return (self.home / "artifacts").absolute().as_uri()
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    text = env.get(name, "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise InvalidInput(f"{name}={env[name]!r} is not a yes/no value; use 1/true/yes or 0/false/no")

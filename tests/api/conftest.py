@@ -20,12 +20,16 @@ from mlops.serving._server import bind_socket
 
 
 class LiveServer:
-    """uvicorn serving ``app`` in a thread, on a socket bound to port 0."""
+    """uvicorn serving ``app`` in a thread, on a socket bound to port 0; ready once
+    ``ready_path`` answers ``ready_status`` (401 for an API that requires tokens)."""
 
-    def __init__(self, app: Any, ready_path: str = "/api/v1/openapi.json") -> None:
+    def __init__(
+        self, app: Any, ready_path: str = "/api/v1/openapi.json", ready_status: int = 200
+    ) -> None:
         self._socket = bind_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
         self.ready_path = ready_path
+        self.ready_status = ready_status
         config = uvicorn.Config(app, log_level="warning", lifespan="auto")
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(
@@ -38,7 +42,7 @@ class LiveServer:
         with self.client() as client:
             while True:
                 try:
-                    if client.get(self.ready_path).status_code == 200:
+                    if client.get(self.ready_path).status_code == self.ready_status:
                         return self
                 except httpx.TransportError:
                     pass

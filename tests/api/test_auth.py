@@ -1,4 +1,4 @@
-"""Bearer tokens: optional by default, required with require_auth; roles gate routes."""
+"""Bearer tokens: optional by default, required with auth="required"; roles gate routes."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def bearer(token: str) -> dict[str, str]:
 @pytest.fixture
 def strict(ml: Any) -> Iterator[httpx.Client]:
     """A client of an API that requires a token on every request."""
-    live = LiveServer(Starlette(routes=api_routes(ml, require_auth=True))).start()
+    live = LiveServer(Starlette(routes=api_routes(ml, auth="required")), ready_status=401).start()
     with httpx.Client(base_url=live.url + "/api/v1") as client:
         yield client
     live.stop()

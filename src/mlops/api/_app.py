@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, request_response
 
 from mlops._client import MLOps
 from mlops.api import _artifacts, _experiments, _models, _runs
+from mlops.api._auth import Authentication, AuthPolicy, resolve_auth
 from mlops.api._docs import docs_response
 from mlops.api._errors import install_error_handlers
 from mlops.api._middleware import RequestContext
@@ -64,14 +65,17 @@ def create_api(
     *,
     max_body_bytes: int = 2**20,
     max_artifact_bytes: int = 2**30,
-    require_auth: bool = False,
+    auth: AuthPolicy | str | None = None,
 ) -> FastAPI:
     """The REST API over ``ml``'s tracking and registry, to mount at ``/api/v1``.
 
     JSON bodies over ``max_body_bytes`` and artifact uploads over ``max_artifact_bytes``
-    are answered 413. With ``require_auth`` every request needs ``Authorization: Bearer``
-    (401 without); otherwise a token is optional and checked when given. The connection
-    lives on ``app.state.ml``.
+    are answered 413. ``auth`` says which requests need ``Authorization: Bearer`` (401
+    without; a token given is always checked): an ``AuthPolicy``, "required", "off" or
+    "anonymous-read"; None takes ``ml.settings.auth`` and ``allow_anonymous_read``
+    ("auto" there is off: the API does not know where it listens; `mlops server` decides
+    it from ``--host``). The connection lives on ``app.state.ml``, the policy on
+    ``app.state.auth``.
     """
     for label, value in (
         ("max_body_bytes", max_body_bytes),
@@ -79,6 +83,7 @@ def create_api(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InvalidInput(f"{label} must be a positive number of bytes, got {value!r}")
+    policy = _policy_of(ml, auth)
     app = FastAPI(
         title="mlops API",
         version="1",
@@ -89,16 +94,25 @@ def create_api(
     )
     app.state.ml = ml
     app.state.max_artifact_bytes = max_artifact_bytes
-    app.state.require_auth = require_auth
+    app.state.auth = policy
     for module in (_experiments, _runs, _artifacts, _models):
         app.include_router(module.router, responses=_ERRORS)
     install_error_handlers(app)
+    # Added first, so it runs inside RequestContext: its 401s carry the request id.
+    app.add_middleware(Authentication, policy=policy, authenticate=ml.access.authenticate)
     app.add_middleware(
         RequestContext,
         max_body_bytes=max_body_bytes,
         streamed=lambda scope: _artifacts.is_artifact_upload(scope["method"], scope["path"]),
     )
     return app
+
+
+def _policy_of(ml: MLOps, auth: AuthPolicy | str | None) -> AuthPolicy:
+    if auth is not None:
+        return resolve_auth(auth, None)
+    settings = ml.settings
+    return resolve_auth(settings.auth, None, allow_anonymous_read=settings.allow_anonymous_read)
 
 
 class _Mount(Mount):
@@ -111,11 +125,18 @@ class _Mount(Mount):
 
 
 def api_routes(ml: MLOps, **options: Any) -> list[BaseRoute]:
-    """The API mounted at ``/api/v1`` and its docs page at ``/api/docs``, for a Starlette
-    app's routes; ``options`` go to ``create_api``."""
+    """The API mounted at ``/api/v1`` and its docs page at ``/api/docs`` (behind the same
+    authentication policy), for a Starlette app's routes; ``options`` go to ``create_api``."""
     api = create_api(ml, **options)
 
     async def docs(request: Request) -> Response:
         return docs_response(api.openapi(), request, prefix=API_PREFIX)
 
-    return [_Mount(API_PREFIX, api), Route(DOCS_PATH, docs, methods=["GET"])]
+    guarded_docs = RequestContext(
+        Authentication(
+            request_response(docs), policy=api.state.auth, authenticate=ml.access.authenticate
+        ),
+        max_body_bytes=1024,
+        streamed=lambda scope: False,
+    )
+    return [_Mount(API_PREFIX, api), Route(DOCS_PATH, guarded_docs, methods=["GET"])]

@@ -1,9 +1,10 @@
 """Dependencies shared by the routers: the connection, the caller and their permissions.
 
-Authentication is optional unless the API was created with ``require_auth=True``: a
-request with ``Authorization: Bearer mlops_…`` is authenticated (and the user recorded as
-the actor of registry changes, and checked against the route's permission); a request
-without one runs as the server's own identity, as the Python client does.
+The ``Authentication`` middleware has already authenticated the request under the API's
+``AuthPolicy``: a request with ``Authorization: Bearer mlops_…`` has a principal (checked
+here against the route's permission, and recorded as the actor of registry changes); one
+the policy lets through without a token runs as the server's own identity, as the Python
+client does.
 """
 
 from __future__ import annotations
@@ -14,12 +15,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from mlops._client import MLOps
-from mlops.errors import Unauthenticated
+from mlops.api._auth import is_read
 from mlops.governance import Principal
 
 __all__ = ["ML", "Caller", "actor_of", "connection", "principal", "require"]
-
-_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def connection(request: Request) -> MLOps:
@@ -29,16 +28,10 @@ def connection(request: Request) -> MLOps:
 
 
 def principal(request: Request) -> Principal | None:
-    """The caller behind ``Authorization: Bearer``, or None (no header, auth optional)."""
-    header = request.headers.get("authorization")
-    if header is None and not request.app.state.require_auth:
-        return None
-    scheme, _, token = (header or "").partition(" ")
-    if header is not None and scheme.lower() != "bearer":
-        raise Unauthenticated(
-            f"the Authorization header uses the {scheme!r} scheme; send 'Bearer mlops_…'"
-        )
-    return connection(request).access.authenticate(token.strip() or None)
+    """The caller behind ``Authorization: Bearer``, or None (no token, and the policy
+    lets the request through without one)."""
+    caller: Principal | None = request.scope.get("state", {}).get("principal")
+    return caller
 
 
 def actor_of(caller: Principal | None) -> str | None:
@@ -57,9 +50,8 @@ def require(write_permission: str) -> Any:
     def check(request: Request, caller: Caller) -> None:
         if caller is None:
             return
-        # A search is a read that takes its query as a POST body.
-        reads = request.method in _READS or request.url.path.endswith("/runs/search")
-        permission = "read" if reads else write_permission
+        path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+        permission = "read" if is_read(request.method, path) else write_permission
         model = request.path_params.get("name") if "/models" in request.url.path else None
         connection(request).access.authorize(caller, permission, model=model)
 

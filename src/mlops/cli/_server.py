@@ -3,10 +3,12 @@ and webhook delivery."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
+from mlops._client import connect
+from mlops.api import AuthPolicy, is_loopback, resolve_auth
 from mlops.cli._common import get_state
 from mlops.deployment import DeploymentController
 from mlops.monitoring.alerts import AlertEvaluator
@@ -43,6 +45,22 @@ def server(
         int, typer.Option(min=1, help="Pipeline executions run at once by this server.")
     ] = 2,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    auth: Annotated[
+        Literal["auto", "required", "off"] | None,
+        typer.Option(
+            help="API tokens: auto (required unless --host is loopback), required or off. "
+            "Default: MLOPS_AUTH, else auto.",
+            show_default=False,
+        ),
+    ] = None,
+    allow_anonymous_read: Annotated[
+        bool,
+        typer.Option(
+            "--allow-anonymous-read",
+            help="With auth required, let requests without a token read (writes still "
+            "need one). Also MLOPS_ALLOW_ANONYMOUS_READ=1.",
+        ),
+    ] = False,
 ) -> None:
     """Serve every endpoint over HTTP (native, MLflow and Open Inference Protocol v2).
 
@@ -50,8 +68,23 @@ def server(
     server on the same database), the webhook dispatcher and the pipeline scheduler
     (every server fires each due time once and runs executions). Stops gracefully on
     SIGTERM/SIGINT, draining the prediction log.
+
+    The REST API under /api/v1 needs an API token on every request when the server
+    listens on anything but loopback (see --auth); prediction routes stay open.
     """
-    ml = get_state(ctx).connect()
+    base = get_state(ctx).settings()
+    policy = resolve_auth(
+        auth if auth is not None else base.auth,
+        host,
+        allow_anonymous_read=allow_anonymous_read or base.allow_anonymous_read,
+    )
+    _announce(policy, host)
+    # The resolved policy travels in the settings, so every worker process applies it.
+    settings = base.with_overrides(
+        auth="off" if policy is AuthPolicy.OFF else "required",
+        allow_anonymous_read=policy is AuthPolicy.ANONYMOUS_READ,
+    )
+    ml = connect(settings=settings)
     background: list[
         DeploymentController | AlertEvaluator | WebhookDispatcher | PipelineScheduler
     ] = []
@@ -69,3 +102,19 @@ def server(
     finally:
         for worker in background:
             worker.stop()
+        ml.close()
+
+
+def _announce(policy: AuthPolicy, host: str) -> None:
+    """Say which authentication mode is on; warn loudly when the API is open to a network."""
+    typer.echo(f"mlops server: {policy.describe()} on {host}", err=True)
+    if policy is AuthPolicy.OFF and not is_loopback(host):
+        typer.secho(
+            f"WARNING: --auth off on {host}, which is not loopback: anyone who can reach "
+            "this port can change experiments, runs and models as the server's identity. "
+            "Use --auth required (with tokens from `mlops tokens create USER`), or "
+            "--allow-anonymous-read to let only reads through.",
+            err=True,
+            fg=typer.colors.RED,
+            bold=True,
+        )
