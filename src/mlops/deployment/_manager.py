@@ -38,6 +38,7 @@ from mlops.deployment._strategies import (
 from mlops.errors import Conflict, InvalidInput, MLOpsError, NotFound
 from mlops.models import ModelManifest
 from mlops.registry import ModelRegistry
+from mlops.registry._audited import audit
 from mlops.registry._rows import check_model_name
 from mlops.serving._endpoints import EndpointStore
 from mlops.serving._gateway import live_workers
@@ -56,6 +57,17 @@ __all__ = ["Deployment", "DeploymentEvent", "DeploymentManager", "DeploymentStat
 _log = logging.getLogger(__name__)
 
 CONTROLLER = "mlops-controller"
+
+# Audit action names for the kinds of transition recorded in deployment_events.
+_AUDIT_ACTIONS = {
+    "step": "deployment.step_advanced",
+    "succeeded": "deployment.promoted",
+    "aborted": "deployment.aborted",
+    "rolled_back": "deployment.rolled_back",
+    "paused": "deployment.paused",
+    "resumed": "deployment.resumed",
+    "analysis_failed": "deployment.analysis_failed",
+}
 
 
 class DeploymentState(enum.StrEnum):
@@ -192,6 +204,7 @@ class DeploymentManager:
                 # The rollout covers the workers live now; its steps are fixed from here.
                 chosen = replace(chosen, workers=max(1, len(live_workers(connection, now))))
             table = chosen.table(model, stable, target.number, 0)
+            params_json = json.dumps(chosen.get_params(), sort_keys=True, default=list)
             put = self._endpoints.put(endpoint, table, connection)
             endpoint_id = connection.execute(
                 sa.select(serving_endpoints.c.id).where(serving_endpoints.c.name == put.name)
@@ -203,7 +216,7 @@ class DeploymentManager:
                     stable_version=stable,
                     candidate_version=target.number,
                     strategy=chosen.name,
-                    params=json.dumps(chosen.get_params(), sort_keys=True, default=list),
+                    params=params_json,
                     state=DeploymentState.PROGRESSING.value,
                     step=0,
                     failures=0,
@@ -228,6 +241,25 @@ class DeploymentManager:
                 },
                 who,
                 now,
+            )
+            audit(
+                connection,
+                "deployment.created",
+                f"deployments/{deployment_id}",
+                actor=who,
+                before=None
+                if current is None
+                else {"endpoint": endpoint, "routes": json.loads(current.routes)},
+                after={
+                    "endpoint": endpoint,
+                    "model": model,
+                    "version": target.number,
+                    "stable_version": stable,
+                    "strategy": chosen.name,
+                    "params": json.loads(params_json),
+                    "state": DeploymentState.PROGRESSING.value,
+                    "routes": json.loads(table.to_json()),
+                },
             )
         if isinstance(chosen, Direct):
             self.advance()
@@ -738,6 +770,27 @@ class DeploymentManager:
                 {"reason": reason, **detail},
                 actor,
                 now,
+            )
+            audit(
+                connection,
+                _AUDIT_ACTIONS.get(kind, f"deployment.{kind}"),
+                f"deployments/{deployment.id}",
+                actor=actor,
+                before={
+                    "state": deployment.state.value,
+                    "step": deployment.step,
+                    "failures": deployment.failures,
+                    "routes": None
+                    if deployment.routes is None
+                    else json.loads(deployment.routes.to_json()),
+                },
+                after={
+                    "state": state.value,
+                    "step": step,
+                    "failures": deployment.failures if failures is None else failures,
+                    "routes": json.loads(routes.to_json()),
+                    "reason": reason,
+                },
             )
 
     def _finish(

@@ -25,6 +25,7 @@ from mlops.models import (
     save_model,
     verify_package,
 )
+from mlops.registry._audited import audit, version_target
 from mlops.registry._entities import ModelReference, Stage, parse_semver
 from mlops.registry._rows import check_model_name, version_row
 from mlops.registry._webhooks import record_event
@@ -225,7 +226,7 @@ class VersionWriter:
     ) -> int:
         created = now_ms()
         with self._store.write() as connection:
-            model_id = self._ensure_model(connection, name, actor, created)
+            model_id, model_created = self._ensure_model(connection, name, actor, created)
             if (
                 run_id is not None
                 and connection.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first()
@@ -287,16 +288,36 @@ class VersionWriter:
                 },
                 actor=actor,
             )
+            if model_created:
+                audit(
+                    connection,
+                    "model.created",
+                    f"models/{name}",
+                    actor=actor,
+                    after={"owner": actor},
+                )
+            audit(
+                connection,
+                "model.version_registered",
+                version_target(name, number),
+                actor=actor,
+                after={"semver": semver, "run_id": run_id, "digest": manifest.digest},
+            )
             return int(number)
 
-    def _ensure_model(self, connection: Connection, name: str, actor: str | None, now: int) -> int:
-        """The model's id, creating it if needed, with its row locked (PostgreSQL)."""
+    def _ensure_model(
+        self, connection: Connection, name: str, actor: str | None, now: int
+    ) -> tuple[int, bool]:
+        """The model's id, and whether this call created it, with its row locked (PostgreSQL)."""
         insert = self._store.upsert(registered_models).on_conflict_do_nothing(
             index_elements=[registered_models.c.name]
         )
-        connection.execute(
-            insert, {"name": name, "owner": actor, "created_at": now, "updated_at": now}
-        )
+        inserted = connection.execute(
+            insert.returning(registered_models.c.id),
+            {"name": name, "owner": actor, "created_at": now, "updated_at": now},
+        ).first()
+        if inserted is not None:  # a new row: this transaction holds its lock already
+            return int(inserted.id), True
         row = connection.execute(
             sa.select(registered_models.c.id)
             .where(registered_models.c.name == name)
@@ -304,7 +325,7 @@ class VersionWriter:
         ).first()
         if row is None:  # pragma: no cover - the insert above guarantees the row
             raise Conflict(f"model {name!r} vanished while registering; try again")
-        return int(row.id)
+        return int(row.id), False
 
     def _link_datasets(
         self,

@@ -15,6 +15,7 @@ from mlops.artifacts import ArtifactStore
 from mlops.errors import AlreadyExists, IntegrityError, InvalidInput
 from mlops.governance import key_fingerprint, load_public_key, public_key_pem, verify_digest
 from mlops.models import REFERENCE_PROFILE_FILE, LoadedModel, load_model, verify_package
+from mlops.registry._audited import audit
 from mlops.registry._entities import (
     ApprovalRequest,
     ApprovalStatus,
@@ -77,12 +78,15 @@ class ModelRegistry:
         description: str | None = None,
         owner: str | None = None,
         tags: Mapping[str, Any] | None = None,
+        actor: str | None = None,
     ) -> RegisteredModel:
         """Create an empty registered model (``register_model`` creates it as needed)."""
         check_model_name(name)
         description = check_description(description)
         rows = _tag_rows(tags)
         now = now_ms()
+        who = actor or self._actor
+        owner = owner or who
         with self._store.write() as connection:
             if connection.execute(
                 sa.select(registered_models.c.id).where(registered_models.c.name == name)
@@ -92,7 +96,7 @@ class ModelRegistry:
                 registered_models.insert().values(
                     name=name,
                     description=description,
-                    owner=owner or self._actor,
+                    owner=owner,
                     created_at=now,
                     updated_at=now,
                 )
@@ -101,7 +105,19 @@ class ModelRegistry:
                 connection.execute(
                     model_tags.insert(), [{"model_id": model_id, **row} for row in rows]
                 )
-            return load_model_record(connection, model_row(connection, name))
+            created = load_model_record(connection, model_row(connection, name))
+            audit(
+                connection,
+                "model.created",
+                f"models/{name}",
+                actor=who,
+                after={
+                    "description": description,
+                    "owner": owner,
+                    "tags": {row["key"]: row["value"] for row in rows},
+                },
+            )
+            return created
 
     def get_model(self, name: str) -> RegisteredModel:
         with self._store.read() as connection:
@@ -123,7 +139,12 @@ class ModelRegistry:
             return [load_model_record(connection, row) for row in connection.execute(query)]
 
     def update_model(
-        self, name: str, *, description: str | None = None, owner: str | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        owner: str | None = None,
+        actor: str | None = None,
     ) -> RegisteredModel:
         description = check_description(description)
         with self._store.write() as connection:
@@ -136,18 +157,36 @@ class ModelRegistry:
             connection.execute(
                 registered_models.update().where(registered_models.c.id == model.id).values(values)
             )
-            return load_model_record(connection, model_row(connection, name))
+            updated = load_model_record(connection, model_row(connection, name))
+            changed = [field for field in ("description", "owner") if field in values]
+            audit(
+                connection,
+                "model.updated",
+                f"models/{name}",
+                actor=actor or self._actor,
+                before={field: model._mapping[field] for field in changed},
+                after={field: values[field] for field in changed},
+            )
+            return updated
 
-    def set_model_tag(self, name: str, key: str, value: Any) -> None:
+    def set_model_tag(self, name: str, key: str, value: Any, *, actor: str | None = None) -> None:
         row = _tag_rows({key: value})[0]
         with self._store.write() as connection:
             model = model_row(connection, name, lock=True)
-            connection.execute(
-                model_tags.delete().where(
-                    model_tags.c.model_id == model.id, model_tags.c.key == key
-                )
-            )
+            old = connection.execute(
+                model_tags.delete()
+                .where(model_tags.c.model_id == model.id, model_tags.c.key == key)
+                .returning(model_tags.c.value)
+            ).scalar()
             connection.execute(model_tags.insert().values(model_id=model.id, **row))
+            audit(
+                connection,
+                "model.tag_set",
+                f"models/{name}/tags/{key}",
+                actor=actor or self._actor,
+                before=None if old is None else {"value": old},
+                after={"value": row["value"]},
+            )
 
     # -- versions -----------------------------------------------------------------------
 
@@ -386,11 +425,13 @@ class ModelRegistry:
         """Every stage and alias change of a model, oldest first."""
         return self._stages.history(name)
 
-    def set_policy(self, name: str, policy: PromotionPolicy | None) -> None:
+    def set_policy(
+        self, name: str, policy: PromotionPolicy | None, *, actor: str | None = None
+    ) -> None:
         """Gate production for a model (None removes the policy)."""
         if policy is not None and not isinstance(policy, PromotionPolicy):
             raise InvalidInput("set_policy takes a mlops.registry.PromotionPolicy or None")
-        self._stages.set_policy(name, policy)
+        self._stages.set_policy(name, policy, actor=actor or self._actor)
 
     def get_policy(self, name: str) -> PromotionPolicy | None:
         return self._stages.get_policy(name)
@@ -422,7 +463,9 @@ class ModelRegistry:
 
     # -- signing ------------------------------------------------------------------------
 
-    def trust_key(self, public_key: Any, *, name: str | None = None) -> str:
+    def trust_key(
+        self, public_key: Any, *, name: str | None = None, actor: str | None = None
+    ) -> str:
         """Trust an Ed25519 public key (PEM text, bytes or a path); returns its fingerprint."""
         key = load_public_key(public_key)
         fingerprint = key_fingerprint(key)
@@ -435,6 +478,13 @@ class ModelRegistry:
                 trusted_keys.insert().values(
                     fingerprint=fingerprint, public_key=pem, name=name, created_at=now_ms()
                 )
+            )
+            audit(
+                connection,
+                "key.trusted",
+                f"keys/{fingerprint}",
+                actor=actor or self._actor,
+                after={"name": name, "public_key": pem},
             )
         return fingerprint
 

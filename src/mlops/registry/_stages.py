@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection, Row
 
 from mlops.errors import Conflict, NotFound, PermissionDenied, PolicyViolation
 from mlops.governance import load_public_key, verify_digest
+from mlops.registry._audited import audit, version_target
 from mlops.registry._entities import (
     ApprovalRequest,
     ApprovalStatus,
@@ -41,15 +42,28 @@ class StageManager:
 
     # -- policies -----------------------------------------------------------------------
 
-    def set_policy(self, name: str, policy: PromotionPolicy | None) -> None:
+    def set_policy(self, name: str, policy: PromotionPolicy | None, *, actor: str | None) -> None:
         with self._store.write() as connection:
             model = model_row(connection, name, lock=True)
-            connection.execute(model_policies.delete().where(model_policies.c.model_id == model.id))
+            old = connection.execute(
+                model_policies.delete()
+                .where(model_policies.c.model_id == model.id)
+                .returning(model_policies.c.policy)
+            ).scalar()
             if policy is not None:
                 connection.execute(
                     model_policies.insert().values(
                         model_id=model.id, policy=policy.to_json(), updated_at=now_ms()
                     )
+                )
+            if old is not None or policy is not None:
+                audit(
+                    connection,
+                    "model.policy_set" if policy is not None else "model.policy_cleared",
+                    f"models/{name}",
+                    actor=actor,
+                    before=None if old is None else {"policy": json.loads(old)},
+                    after=None if policy is None else {"policy": json.loads(policy.to_json())},
                 )
 
     def get_policy(self, name: str) -> PromotionPolicy | None:
@@ -89,7 +103,15 @@ class StageManager:
                     self._check_policy(connection, model, version, policy)
                     if policy.require_approval:
                         return self._request_approval(connection, model, version, actor, reason)
-            self._apply(connection, model, version, stage, actor=actor, reason=reason)
+            replaced = self._apply(connection, model, version, stage, actor=actor, reason=reason)
+            audit(
+                connection,
+                "model.stage_changed",
+                version_target(model.name, version.number),
+                actor=actor,
+                before={"stage": version.stage},
+                after={"stage": stage.value, "replaced_version": replaced, "reason": reason},
+            )
             return int(version.number)
 
     def _check_policy(
@@ -144,9 +166,11 @@ class StageManager:
         actor: str | None,
         reason: str | None,
         replaced_override: int | None = None,
-    ) -> None:
+    ) -> int | None:
+        """Move the version; returns the number of the production version it archived."""
         now = now_ms()
         replaced = None
+        replaced_number = None
         if stage is Stage.PRODUCTION:
             current = connection.execute(
                 sa.select(model_versions).where(
@@ -156,6 +180,7 @@ class StageManager:
             ).first()
             if current is not None:
                 replaced = current.id
+                replaced_number = int(current.number)
                 self._set_stage(
                     connection,
                     model,
@@ -167,6 +192,7 @@ class StageManager:
                     None,
                 )
         self._set_stage(connection, model, version, stage, actor, now, reason, replaced)
+        return replaced_number
 
     @staticmethod
     def _set_stage(
@@ -252,6 +278,14 @@ class StageManager:
                 payload={"model": name, "from": current.semver, "to": previous.semver},
                 actor=actor,
             )
+            audit(
+                connection,
+                "model.rolled_back",
+                f"models/{name}",
+                actor=actor,
+                before={"production": current.number, "semver": current.semver},
+                after={"production": previous.number, "semver": previous.semver, "reason": why},
+            )
             return int(previous.number)
 
     # -- aliases ------------------------------------------------------------------------
@@ -264,10 +298,10 @@ class StageManager:
             model = model_row(connection, reference.name, lock=True)
             version = version_row(connection, reference)
             old = connection.execute(
-                sa.select(model_versions.c.semver)
+                sa.select(model_versions.c.number, model_versions.c.semver)
                 .join(model_aliases, model_aliases.c.version_id == model_versions.c.id)
                 .where(model_aliases.c.model_id == model.id, model_aliases.c.alias == alias)
-            ).scalar()
+            ).first()
             connection.execute(
                 model_aliases.delete().where(
                     model_aliases.c.model_id == model.id, model_aliases.c.alias == alias
@@ -277,7 +311,22 @@ class StageManager:
                 model_aliases.insert().values(model_id=model.id, alias=alias, version_id=version.id)
             )
             self._record_alias(
-                connection, model, version, alias, old, version.semver, actor, reason
+                connection,
+                model,
+                version,
+                alias,
+                None if old is None else old.semver,
+                version.semver,
+                actor,
+                reason,
+            )
+            audit(
+                connection,
+                "model.alias_set",
+                f"models/{model.name}/aliases/{alias}",
+                actor=actor,
+                before=None if old is None else {"version": old.number, "semver": old.semver},
+                after={"version": version.number, "semver": version.semver, "reason": reason},
             )
 
     def delete_alias(self, name: str, alias: str, *, actor: str | None) -> None:
@@ -290,6 +339,13 @@ class StageManager:
                 )
             )
             self._record_alias(connection, model, version, alias, version.semver, None, actor, None)
+            audit(
+                connection,
+                "model.alias_deleted",
+                f"models/{model.name}/aliases/{alias}",
+                actor=actor,
+                before={"version": version.number, "semver": version.semver},
+            )
 
     @staticmethod
     def _record_alias(
@@ -397,6 +453,16 @@ class StageManager:
                 },
                 actor=actor,
             )
+            requested = self._approval(connection, int(pending))
+            audit(
+                connection,
+                "model.approval_requested",
+                version_target(model.name, version.number),
+                actor=actor,
+                before={"stage": version.stage},
+                after={"request_id": pending, "stage": Stage.PRODUCTION.value, "reason": reason},
+            )
+            return requested
         return self._approval(connection, int(pending))
 
     def list_approvals(
@@ -443,19 +509,21 @@ class StageManager:
                 .where(registered_models.c.id == request.model_id)
                 .with_for_update()
             ).one()
+            status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+            replaced = None
             if approve:
                 policy = self._policy(connection, model.id)
                 if policy is not None:  # the world may have changed since the request
                     self._check_policy(connection, model, version, policy)
                 why = f"approved request {request_id}" + (f": {comment}" if comment else "")
-                self._apply(
+                replaced = self._apply(
                     connection, model, version, Stage(request.to_stage), actor=actor, reason=why
                 )
             connection.execute(
                 approval_requests.update()
                 .where(approval_requests.c.id == request_id)
                 .values(
-                    status=(ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED).value,
+                    status=status.value,
                     decided_by=actor,
                     comment=comment,
                     decided_at=now_ms(),
@@ -474,7 +542,23 @@ class StageManager:
                 },
                 actor=actor,
             )
-            return self._approval(connection, request_id)
+            decided = self._approval(connection, request_id)
+            after: dict[str, Any] = {
+                "request_id": request_id,
+                "status": status.value,
+                "comment": comment,
+            }
+            if approve:
+                after.update(stage=request.to_stage, replaced_version=replaced)
+            audit(
+                connection,
+                "model.approval_decided",
+                version_target(model.name, version.number),
+                actor=actor,
+                before={"request_id": request_id, "status": request.status, "stage": version.stage},
+                after=after,
+            )
+            return decided
 
     @staticmethod
     def _approval(connection: Connection, request_id: int) -> ApprovalRequest:
