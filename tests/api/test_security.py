@@ -225,12 +225,19 @@ def _free_port() -> int:
     return port
 
 
-def _run_server(home: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+def _run_server(
+    home: Path, *args: str, serving_only: bool = False
+) -> tuple[subprocess.Popen[str], int]:
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
-    command = [sys.executable, "-m", "mlops", "--home", str(home), "server", "--port", str(port)]
+    if serving_only:  # python -m mlops.serving: the serving process without the CLI
+        command = [sys.executable, "-m", "mlops.serving", "--home", str(home)]
+        command += ["--port", str(port), "--log-level", "info", *args]
+    else:
+        command = [sys.executable, "-m", "mlops", "--home", str(home), "server"]
+        command += ["--port", str(port), "--no-controller", "--log-level", "warning", *args]
     process = subprocess.Popen(
-        [*command, "--no-controller", "--log-level", "warning", *args],
+        command,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -278,3 +285,15 @@ def test_mlops_server_warns_when_auth_is_off_on_all_interfaces(tmp_path: Path) -
     assert response.status_code == 200
     assert "auth: off" in output
     assert "WARNING: --auth off on 0.0.0.0" in output
+
+
+def test_the_serving_module_on_all_interfaces_requires_a_token_too(tmp_path: Path) -> None:
+    process, port = _run_server(tmp_path / "home", "--host", "0.0.0.0", serving_only=True)
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/api/v1/experiments")
+        health = httpx.get(f"http://127.0.0.1:{port}/health/live")
+    finally:
+        output = _stop(process)
+    assert_error(response, 401, "unauthenticated")
+    assert health.status_code == 200  # serving routes stay open
+    assert "control-plane API auth: required" in output

@@ -16,10 +16,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mlops.config import Settings
 from mlops.errors import InvalidInput, Unauthenticated
 from mlops.governance import Principal
 
-__all__ = ["AuthPolicy", "Authentication", "is_loopback", "is_read", "resolve_auth"]
+__all__ = [
+    "AuthPolicy",
+    "Authentication",
+    "is_loopback",
+    "is_read",
+    "resolve_auth",
+    "settings_for_host",
+]
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Reads that take their query as a POST body, relative to the API's root.
@@ -83,6 +91,27 @@ def resolve_auth(
     if text == "required":
         return AuthPolicy.ANONYMOUS_READ if allow_anonymous_read else AuthPolicy.REQUIRED
     raise InvalidInput(f"auth mode {mode!r} is not one of auto, required, off")
+
+
+def settings_for_host(
+    settings: Settings,
+    host: str,
+    *,
+    auth: str | None = None,
+    allow_anonymous_read: bool = False,
+) -> tuple[Settings, AuthPolicy]:
+    """``settings`` carrying the policy decided for a server listening on ``host``
+    (``auth`` over ``settings.auth``), so the API and every worker process apply it."""
+    policy = resolve_auth(
+        auth if auth is not None else settings.auth,
+        host,
+        allow_anonymous_read=allow_anonymous_read or settings.allow_anonymous_read,
+    )
+    decided = settings.with_overrides(
+        auth="off" if policy is AuthPolicy.OFF else "required",
+        allow_anonymous_read=policy is AuthPolicy.ANONYMOUS_READ,
+    )
+    return decided, policy
 
 
 def is_read(method: str, path: str) -> bool:

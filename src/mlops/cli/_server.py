@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 
 from mlops._client import connect
-from mlops.api import AuthPolicy, is_loopback, resolve_auth
+from mlops.api import AuthPolicy, is_loopback, settings_for_host
 from mlops.cli._common import get_state
 from mlops.deployment import DeploymentController
 from mlops.monitoring.alerts import AlertEvaluator
@@ -72,18 +72,11 @@ def server(
     The REST API under /api/v1 needs an API token on every request when the server
     listens on anything but loopback (see --auth); prediction routes stay open.
     """
-    base = get_state(ctx).settings()
-    policy = resolve_auth(
-        auth if auth is not None else base.auth,
-        host,
-        allow_anonymous_read=allow_anonymous_read or base.allow_anonymous_read,
+    # The decided policy travels in the settings, so every worker process applies it.
+    settings, policy = settings_for_host(
+        get_state(ctx).settings(), host, auth=auth, allow_anonymous_read=allow_anonymous_read
     )
     _announce(policy, host)
-    # The resolved policy travels in the settings, so every worker process applies it.
-    settings = base.with_overrides(
-        auth="off" if policy is AuthPolicy.OFF else "required",
-        allow_anonymous_read=policy is AuthPolicy.ANONYMOUS_READ,
-    )
     ml = connect(settings=settings)
     background: list[
         DeploymentController | AlertEvaluator | WebhookDispatcher | PipelineScheduler

@@ -8,7 +8,9 @@ import functools
 import inspect
 import logging
 import socket
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -115,8 +117,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--access-log", action="store_true")
     args = parser.parse_args(argv)
     import mlops
+    from mlops.api import settings_for_host
+    from mlops.config import Settings
 
-    ml = mlops.connect(args.database_url, artifacts=args.artifacts, home=args.home)
+    given = Settings.from_env().with_overrides(
+        database_url=args.database_url,
+        artifact_root=args.artifacts,
+        home=None if args.home is None else Path(args.home),
+    )
+    # As `mlops server`: the control-plane API needs a token off loopback (MLOPS_AUTH).
+    settings, policy = settings_for_host(given, args.host)
+    print(f"mlops serving: control-plane API auth: {policy.value}", file=sys.stderr)
+    ml = mlops.connect(settings=settings)
     try:
         serve(
             ml,
