@@ -60,7 +60,7 @@ _CACHE_KEY_VERSION = 1
 def _find_pickler() -> Any:
     try:  # cloudpickle pickles lambdas and classes defined in __main__ or a notebook
         return importlib.import_module("cloudpickle")
-    except ImportError:  # pragma: no cover - cloudpickle ships with the dev extra
+    except ImportError:  # pragma: no cover - cloudpickle is a core dependency
         return pickle
 
 
