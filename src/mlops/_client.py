@@ -77,20 +77,31 @@ def connect(
     home: str | None = None,
     settings: Settings | None = None,
     upgrade_schema: bool | None = None,
+    token: str | None = None,
 ) -> MLOps:
-    """Connect to a metadata database and an artifact store.
+    """Connect to a metadata database and an artifact store, or to an ``mlops server``.
 
     With no arguments: the embedded default, a SQLite file and a folder under
     ``MLOPS_HOME`` (``./mlops-data``), created and migrated on first use. A PostgreSQL
     store is migrated by ``mlops db upgrade`` instead, unless ``upgrade_schema=True``.
+    An ``http(s)://host:port`` URL connects to a server's API (``token``, or
+    ``MLOPS_TOKEN``, is its API token): the same tracking and registry facades over HTTP.
     """
     base = settings if settings is not None else Settings.from_env()
     if database_url is not None and not isinstance(database_url, str):
         raise InvalidInput(f"database_url must be a string, got {type(database_url).__name__}")
     if database_url is not None and database_url.startswith(("http://", "https://")):
+        if artifacts is not None or upgrade_schema is not None:
+            raise InvalidInput(
+                "a server keeps its own stores: give only the URL (and token, home) "
+                "when connecting to one"
+            )
+        from mlops.remote import connect_remote
+
+        return connect_remote(database_url, token=token, home=home, settings=base)
+    if token is not None:
         raise InvalidInput(
-            "connecting to a remote mlops server is not available yet; "
-            "give a database URL (sqlite:///… or postgresql://…)"
+            "token= is for a server URL (http://host:port); a database connection has none"
         )
     resolved = base.with_overrides(
         database_url=database_url,

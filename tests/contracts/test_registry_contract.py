@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import mlops
+from contracts.remote import KINDS, connection_pair
 from mlops.errors import (
     AlreadyExists,
     Conflict,
@@ -27,6 +29,26 @@ from mlops.tracking import dataset_from_data
 sklearn = pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
 from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+
+@pytest.fixture(params=KINDS)
+def both(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> Iterator[tuple[mlops.MLOps, mlops.MLOps]]:
+    """Each test runs embedded and through a real server (the remote client)."""
+    with connection_pair(request, database_url, tmp_path) as pair:
+        yield pair
+
+
+@pytest.fixture
+def ml(both: tuple[mlops.MLOps, mlops.MLOps]) -> mlops.MLOps:
+    return both[0]
+
+
+@pytest.fixture
+def server_ml(both: tuple[mlops.MLOps, mlops.MLOps]) -> mlops.MLOps:
+    """The embedded connection holding the data (``ml`` itself when embedded)."""
+    return both[1]
 
 
 def _data(columns: tuple[str, ...] = ("age", "income", "tenure")) -> tuple[Any, Any]:
@@ -255,38 +277,40 @@ def test_lineage_from_run_datasets_and_parent(ml: mlops.MLOps) -> None:
         ml.registry.register_model("churn", model, run="0" * 32)
 
 
-def test_a_failed_registration_leaves_nothing(ml: mlops.MLOps) -> None:
+def test_a_failed_registration_leaves_nothing(ml: mlops.MLOps, server_ml: mlops.MLOps) -> None:
     with pytest.raises(InvalidInput):
         ml.registry.register_model("churn", object())
     with pytest.raises(InvalidInput, match="finite"):
         _register(ml, metrics={"f1": float("nan")})
     assert ml.registry.list_models() == []
-    assert not ml.artifacts.exists("models")
+    assert not server_ml.artifacts.exists("models")
     _register(ml)
     with pytest.raises(NotFound):  # the parent does not exist: rolled back after upload
         _register(ml, parent_version=9)
     assert [v.number for v in ml.registry.list_versions("churn")] == [1]
-    stored = ml.artifacts.list("models/churn")
+    stored = server_ml.artifacts.list("models/churn")
     version_prefix = ml.registry.get_version("churn", 1).artifact_uri.rsplit("/", 1)[1]
     assert {path.split("/")[2] for path in stored} == {version_prefix}
 
 
-def test_tampered_packages_are_refused_before_loading(ml: mlops.MLOps, tmp_path: Path) -> None:
+def test_tampered_packages_are_refused_before_loading(
+    ml: mlops.MLOps, server_ml: mlops.MLOps, tmp_path: Path
+) -> None:
     version = _register(ml)
     prefix = version.artifact_uri.split("/models/", 1)[1]
     files = [
         p
-        for p in ml.artifacts.list(f"models/{prefix}")
+        for p in server_ml.artifacts.list(f"models/{prefix}")
         if p.endswith((".pkl", ".skops", ".joblib"))
     ]
-    assert files, ml.artifacts.list(f"models/{prefix}")
+    assert files, server_ml.artifacts.list(f"models/{prefix}")
     marker = tmp_path / "unpickled"
 
     class Boom:
         def __reduce__(self) -> tuple[Any, ...]:
             return (Path.touch, (marker,))
 
-    ml.artifacts.put_bytes(pickle.dumps(Boom()), files[0])
+    server_ml.artifacts.put_bytes(pickle.dumps(Boom()), files[0])
     cache_dir = ml.settings.home / "cache"
     import shutil
 
@@ -296,13 +320,13 @@ def test_tampered_packages_are_refused_before_loading(ml: mlops.MLOps, tmp_path:
     assert not marker.exists()
 
 
-def test_tampered_manifest_is_refused(ml: mlops.MLOps) -> None:
+def test_tampered_manifest_is_refused(ml: mlops.MLOps, server_ml: mlops.MLOps) -> None:
     version = _register(ml)
     prefix = version.artifact_uri.split("/models/", 1)[1]
     manifest_path = f"models/{prefix}/mlops-model.json"
-    manifest = json.loads(ml.artifacts.get_bytes(manifest_path))
+    manifest = json.loads(server_ml.artifacts.get_bytes(manifest_path))
     manifest["metadata"] = {"sneaky": True}
-    ml.artifacts.put_bytes(json.dumps(manifest).encode(), manifest_path)
+    server_ml.artifacts.put_bytes(json.dumps(manifest).encode(), manifest_path)
     import shutil
 
     shutil.rmtree(ml.settings.home / "cache", ignore_errors=True)
@@ -310,7 +334,7 @@ def test_tampered_manifest_is_refused(ml: mlops.MLOps) -> None:
         ml.registry.load_model("churn", 1)
 
 
-def test_registry_events_are_recorded(ml: mlops.MLOps) -> None:
+def test_registry_events_are_recorded(ml: mlops.MLOps, server_ml: mlops.MLOps) -> None:
     import sqlalchemy as sa
 
     from mlops.store._schema import events
@@ -318,12 +342,12 @@ def test_registry_events_are_recorded(ml: mlops.MLOps) -> None:
     _register(ml)
     ml.registry.promote_to_stage("churn", 1, "staging")
     ml.registry.set_alias("churn", "champion", 1)
-    with ml.store.read() as connection:
+    with server_ml.store.read() as connection:
         kinds = list(connection.execute(sa.select(events.c.kind).order_by(events.c.id)).scalars())
     assert kinds == ["model.version_created", "model.stage_changed", "model.alias_set"]
 
 
-def test_registry_changes_reach_a_webhook(ml: mlops.MLOps) -> None:
+def test_registry_changes_reach_a_webhook(ml: mlops.MLOps, server_ml: mlops.MLOps) -> None:
     from http_receiver import Receiver
     from mlops.registry import WebhookDispatcher, webhook_signature
 
@@ -336,7 +360,7 @@ def test_registry_changes_reach_a_webhook(ml: mlops.MLOps) -> None:
         _register(ml)
         ml.registry.promote_to_stage("churn", 1, "staging")
         ml.registry.set_alias("churn", "champion", 1)  # not subscribed
-        with WebhookDispatcher(ml.store, timeout=5) as dispatcher:
+        with WebhookDispatcher(server_ml.store, timeout=5) as dispatcher:
             dispatcher.run_until_idle(max_seconds=10)
         received = receiver.received()
         kinds = [r.headers["X-MLOps-Event"] for r in received]

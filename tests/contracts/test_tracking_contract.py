@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mlops
+from contracts.remote import KINDS, connection_pair
 from mlops.errors import (
     AlreadyExists,
     Conflict,
@@ -19,6 +21,27 @@ from mlops.errors import (
     RunNotActive,
 )
 from mlops.tracking import Dataset, LifecycleStage, Metric, RunStatus, dataset_from_data
+
+
+@pytest.fixture(params=KINDS)
+def both(
+    request: pytest.FixtureRequest, database_url: str, tmp_path: Path
+) -> Iterator[tuple[mlops.MLOps, mlops.MLOps]]:
+    """Each test runs embedded and through a real server (the remote client)."""
+    with connection_pair(request, database_url, tmp_path) as pair:
+        yield pair
+
+
+@pytest.fixture
+def ml(both: tuple[mlops.MLOps, mlops.MLOps]) -> mlops.MLOps:
+    return both[0]
+
+
+@pytest.fixture
+def server_ml(both: tuple[mlops.MLOps, mlops.MLOps]) -> mlops.MLOps:
+    """The embedded connection holding the data (``ml`` itself when embedded)."""
+    return both[1]
+
 
 # -- experiments -------------------------------------------------------------------------
 
@@ -270,9 +293,9 @@ def test_async_logging_flushes_when_the_run_ends(ml: mlops.MLOps) -> None:
     assert ml.tracking.get_run(run.id).status is RunStatus.FINISHED
 
 
-def test_async_logging_reports_write_errors(ml: mlops.MLOps) -> None:
+def test_async_logging_reports_write_errors(ml: mlops.MLOps, server_ml: mlops.MLOps) -> None:
     run = ml.tracking.start_run(async_logging=True)
-    other = mlops.connect(ml.store.url, artifacts=ml.artifacts.root)
+    other = mlops.connect(server_ml.store.url, artifacts=server_ml.artifacts.root)
     other.tracking.end_run(run.id, "KILLED")  # another process ends it behind our back
     other.close()
     run.log_metric("loss", 1.0)
@@ -283,12 +306,16 @@ def test_async_logging_reports_write_errors(ml: mlops.MLOps) -> None:
 def test_ending_a_run_flushes_and_closes_its_buffer(ml: mlops.MLOps) -> None:
     import threading
 
-    before = threading.active_count()
+    def writers() -> int:  # the buffers' threads (a remote test's server has its own)
+        return sum(1 for thread in threading.enumerate() if thread.name.startswith("mlops-metr"))
+
+    before = writers()
     runs = [ml.tracking.start_run(async_logging=True) for _ in range(5)]
+    assert writers() == before + 5
     for run in runs:
         run.log_metric("loss", 0.5)
         ml.tracking.end_run(run.id)  # through the tracker, not the handle
-    assert threading.active_count() == before
+    assert writers() == before
     for run in runs:
         assert len(ml.tracking.get_metric_history(run.id, "loss")) == 1
         with pytest.raises(RunNotActive):

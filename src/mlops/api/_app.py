@@ -12,7 +12,18 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, request_response
 
 from mlops._client import MLOps
-from mlops.api import _artifacts, _experiments, _models, _runs
+from mlops.api import (
+    _artifacts,
+    _deployments,
+    _experiments,
+    _governance,
+    _models,
+    _monitoring,
+    _packages,
+    _pipelines,
+    _registry_admin,
+    _runs,
+)
 from mlops.api._auth import Authentication, AuthPolicy, resolve_auth
 from mlops.api._docs import docs_response
 from mlops.api._errors import install_error_handlers
@@ -95,7 +106,18 @@ def create_api(
     app.state.ml = ml
     app.state.max_artifact_bytes = max_artifact_bytes
     app.state.auth = policy
-    for module in (_experiments, _runs, _artifacts, _models):
+    for module in (
+        _experiments,
+        _runs,
+        _artifacts,
+        _models,
+        _packages,
+        _registry_admin,
+        _deployments,
+        _monitoring,
+        _pipelines,
+        _governance,
+    ):
         app.include_router(module.router, responses=_ERRORS)
     install_error_handlers(app)
     # Added first, so it runs inside RequestContext: its 401s carry the request id.
@@ -103,7 +125,10 @@ def create_api(
     app.add_middleware(
         RequestContext,
         max_body_bytes=max_body_bytes,
-        streamed=lambda scope: _artifacts.is_artifact_upload(scope["method"], scope["path"]),
+        streamed=lambda scope: (
+            _artifacts.is_artifact_upload(scope["method"], scope["path"])
+            or _packages.is_package_upload(scope["method"], scope["path"])
+        ),
     )
     return app
 

@@ -16,9 +16,25 @@ from fastapi import Depends, Request
 
 from mlops._client import MLOps
 from mlops.api._auth import is_read
+from mlops.errors import InvalidInput, PermissionDenied
 from mlops.governance import Principal
 
-__all__ = ["ML", "Caller", "actor_of", "connection", "principal", "require"]
+__all__ = [
+    "ACTOR_HEADER",
+    "ML",
+    "Actor",
+    "Caller",
+    "actor",
+    "actor_of",
+    "connection",
+    "principal",
+    "require",
+]
+
+#: Names the actor of a change when the request carries no token (the server runs
+#: without authentication, as the embedded library trusts its caller). With a token the
+#: actor is always the token's user; a different name in this header is refused.
+ACTOR_HEADER = "X-MLOps-Actor"
 
 
 def connection(request: Request) -> MLOps:
@@ -39,8 +55,30 @@ def actor_of(caller: Principal | None) -> str | None:
     return None if caller is None else caller.name
 
 
+def actor(request: Request) -> str | None:
+    """Who a change is recorded as: the token's user; without a token, the
+    ``X-MLOps-Actor`` header if given; else None (the server's own identity)."""
+    caller = principal(request)
+    given = request.headers.get(ACTOR_HEADER)
+    if given is not None:
+        given = given.strip()
+        if not given or len(given) > 250 or not given.isprintable():
+            raise InvalidInput(
+                f"the {ACTOR_HEADER} header must be a printable name of at most 250 characters"
+            )
+    if caller is not None:
+        if given is not None and given != caller.name:
+            raise PermissionDenied(
+                f"this token belongs to {caller.name!r}; its changes are recorded as that "
+                f"user, not as {given!r} (drop the {ACTOR_HEADER} header or actor=)"
+            )
+        return caller.name
+    return given
+
+
 ML = Annotated[MLOps, Depends(connection)]
 Caller = Annotated[Principal | None, Depends(principal)]
+Actor = Annotated[str | None, Depends(actor)]
 
 
 def require(write_permission: str) -> Any:

@@ -14,6 +14,7 @@ from mlops.api._tracking_schemas import (
     ExperimentList,
     ExperimentOut,
     ExperimentUpdate,
+    TagValueIn,
 )
 
 __all__ = ["router"]
@@ -83,3 +84,15 @@ def delete_experiment(experiment_id: ExperimentId, ml: ML, caller: Caller) -> No
 def restore_experiment(experiment_id: ExperimentId, ml: ML, caller: Caller) -> ExperimentOut:
     ml.tracking.restore_experiment(experiment_id)
     return ExperimentOut.of(ml.tracking.get_experiment(experiment_id))
+
+
+@router.put(
+    "/{experiment_id}/tags/{key:path}",
+    status_code=204,
+    response_class=Response,
+    summary="Set an experiment tag (overwrites)",
+)
+def set_experiment_tag(
+    experiment_id: ExperimentId, key: str, body: TagValueIn, ml: ML, caller: Caller
+) -> None:
+    ml.tracking.set_experiment_tag(experiment_id, key, body.value)

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from mlops.api._deps import ML, Caller, actor_of, require
+from mlops.api._deps import ML, Actor, require
 from mlops.api._pagination import DEFAULT_LIMIT, MAX_LIMIT, fingerprint, page
 from mlops.api._registry_schemas import (
     AliasIn,
@@ -56,12 +56,13 @@ def _selector(version: str) -> str:
 
 
 @router.post("", status_code=201, summary="Create a registered model (no versions yet)")
-def create_model(body: ModelCreate, ml: ML, caller: Caller) -> ModelOut:
+def create_model(body: ModelCreate, ml: ML, who: Actor) -> ModelOut:
     model = ml.registry.create_model(
         body.name,
         description=body.description,
-        owner=body.owner or actor_of(caller),
+        owner=body.owner or who,
         tags=body.tags,
+        actor=who,
     )
     return ModelOut.of(model)
 
@@ -100,9 +101,9 @@ def get_model(name: str, ml: ML) -> ModelOut:
 
 
 @router.patch("/{name}", summary="Update a model's description or owner")
-def update_model(name: str, body: ModelUpdate, ml: ML, caller: Caller) -> ModelOut:
+def update_model(name: str, body: ModelUpdate, ml: ML, who: Actor) -> ModelOut:
     return ModelOut.of(
-        ml.registry.update_model(name, description=body.description, owner=body.owner)
+        ml.registry.update_model(name, description=body.description, owner=body.owner, actor=who)
     )
 
 
@@ -133,10 +134,10 @@ def get_version(name: str, version: VersionPath, ml: ML) -> VersionOut:
     responses={202: {"model": ApprovalOut, "description": "Waiting for approval."}},
 )
 def transition_stage(
-    name: str, version: VersionPath, body: StageIn, ml: ML, caller: Caller
+    name: str, version: VersionPath, body: StageIn, ml: ML, who: Actor
 ) -> VersionOut | JSONResponse:
     result = ml.registry.promote_to_stage(
-        name, _selector(version), body.stage, reason=body.reason, actor=actor_of(caller)
+        name, _selector(version), body.stage, reason=body.reason, actor=who
     )
     if isinstance(result, ApprovalRequest):
         approval = ApprovalOut.of(result)
@@ -152,10 +153,8 @@ def lineage(name: str, version: VersionPath, ml: ML) -> Lineage:
 @router.put(
     "/{name}/aliases/{alias}", dependencies=STAGE, summary="Point an alias at a version (moves it)"
 )
-def set_alias(name: str, alias: str, body: AliasIn, ml: ML, caller: Caller) -> VersionOut:
-    version = ml.registry.set_alias(
-        name, alias, body.version, reason=body.reason, actor=actor_of(caller)
-    )
+def set_alias(name: str, alias: str, body: AliasIn, ml: ML, who: Actor) -> VersionOut:
+    version = ml.registry.set_alias(name, alias, body.version, reason=body.reason, actor=who)
     return VersionOut.of(version)
 
 
@@ -166,8 +165,8 @@ def set_alias(name: str, alias: str, body: AliasIn, ml: ML, caller: Caller) -> V
     response_class=Response,
     summary="Remove an alias",
 )
-def delete_alias(name: str, alias: str, ml: ML, caller: Caller) -> None:
-    ml.registry.delete_alias(name, alias, actor=actor_of(caller))
+def delete_alias(name: str, alias: str, ml: ML, who: Actor) -> None:
+    ml.registry.delete_alias(name, alias, actor=who)
 
 
 @router.get("/{name}/history", summary="Every stage and alias change, oldest first")
@@ -187,5 +186,5 @@ def history(
 @router.post(
     "/{name}/rollback", dependencies=STAGE, summary="Restore the previous production version"
 )
-def rollback(name: str, body: RollbackIn, ml: ML, caller: Caller) -> VersionOut:
-    return VersionOut.of(ml.registry.rollback(name, reason=body.reason, actor=actor_of(caller)))
+def rollback(name: str, body: RollbackIn, ml: ML, who: Actor) -> VersionOut:
+    return VersionOut.of(ml.registry.rollback(name, reason=body.reason, actor=who))

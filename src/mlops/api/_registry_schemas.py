@@ -11,18 +11,33 @@ from mlops.registry import ApprovalRequest, ModelVersion, RegisteredModel, Trans
 
 __all__ = [
     "AliasIn",
+    "ApprovalList",
     "ApprovalOut",
+    "DatasetLink",
+    "DecisionIn",
+    "DeliveryList",
+    "DeliveryOut",
     "HistoryList",
+    "KeyIn",
+    "KeyOut",
     "Lineage",
     "ModelCreate",
     "ModelList",
     "ModelOut",
     "ModelUpdate",
+    "PolicyIn",
+    "PolicyOut",
+    "Registration",
     "RollbackIn",
     "StageIn",
+    "TagValue",
     "TransitionOut",
+    "VerifyOut",
     "VersionList",
     "VersionOut",
+    "WebhookIn",
+    "WebhookList",
+    "WebhookOut",
 ]
 
 StageName = Literal["none", "staging", "production", "archived"]
@@ -95,6 +110,10 @@ class VersionOut(BaseModel):
     run_id: str | None
     parent_version: int | None
     signed_by: str | None
+    datasets: list[LineageDataset] = Field(default_factory=list)
+    signature: dict[str, Any] | None = Field(
+        default=None, description="The model's input/output signature, if recorded."
+    )
 
     @classmethod
     def of(cls, version: ModelVersion) -> VersionOut:
@@ -116,6 +135,11 @@ class VersionOut(BaseModel):
             run_id=version.run_id,
             parent_version=version.parent_version,
             signed_by=version.signed_by,
+            datasets=[
+                LineageDataset(name=name, digest=digest, context=context)
+                for name, digest, context in version.datasets
+            ],
+            signature=None if version.signature is None else dict(version.signature),
         )
 
 
@@ -141,6 +165,9 @@ class ApprovalOut(BaseModel):
     requested_by: str | None
     reason: str | None
     created_at: int
+    decided_by: str | None = None
+    comment: str | None = None
+    decided_at: int | None = None
 
     @classmethod
     def of(cls, request: ApprovalRequest) -> ApprovalOut:
@@ -154,6 +181,9 @@ class ApprovalOut(BaseModel):
             requested_by=request.requested_by,
             reason=request.reason,
             created_at=request.created_at,
+            decided_by=request.decided_by,
+            comment=request.comment,
+            decided_at=request.decided_at,
         )
 
 
@@ -224,3 +254,112 @@ class Lineage(BaseModel):
     run: LineageRun | None
     datasets: list[LineageDataset]
     parents: list[LineageParent] = Field(description="Parent, grandparent, … versions.")
+
+
+VersionOut.model_rebuild()
+
+
+class ApprovalList(BaseModel):
+    approvals: list[ApprovalOut]
+    next_page_token: str | None
+
+
+class DecisionIn(_In):
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class PolicyIn(_In):
+    """What a version needs to enter production (see ``PromotionPolicy``)."""
+
+    thresholds: dict[Key, float] = Field(default_factory=dict)
+    max_regression: dict[Key, float] = Field(default_factory=dict)
+    lower_is_better: list[Key] | None = None
+    require_approval: bool = False
+    require_signature: bool = False
+
+
+class PolicyOut(BaseModel):
+    policy: PolicyIn | None
+
+
+class TagValue(_In):
+    value: str = Field(max_length=8000)
+
+
+class KeyIn(_In):
+    public_key: str = Field(
+        min_length=1, max_length=10_000, description="An Ed25519 public key, PEM text."
+    )
+    name: str | None = Field(default=None, max_length=250)
+
+
+class KeyOut(BaseModel):
+    fingerprint: str
+
+
+class VerifyOut(BaseModel):
+    verified: bool = Field(description="Signed by a trusted key, and the signature is valid.")
+
+
+class WebhookIn(_In):
+    url: str = Field(min_length=1, max_length=2000)
+    events: list[str] = Field(default_factory=lambda: ["*"], min_length=1, max_length=100)
+    secret: str | None = Field(default=None, min_length=1, max_length=500)
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    active: bool
+    created_at: int
+    secret: str | None = Field(
+        default=None, description="Only in the answer that creates the webhook."
+    )
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookOut]
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    event_id: int
+    event_kind: str
+    subject: str
+    webhook_id: int
+    status: str
+    attempts: int
+    next_attempt_at: int
+    last_error: str | None
+    response_status: int | None
+    delivered_at: int | None
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]
+
+
+class DatasetLink(_In):
+    name: str = Field(min_length=1, max_length=250)
+    digest: str = Field(min_length=1, max_length=64)
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    num_rows: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    source: str | None = Field(default=None, max_length=2000)
+    context: Key = "training"
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Registration(_In):
+    """``registration.json`` inside an uploaded package archive: what the version is."""
+
+    metrics: dict[Key, float] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    run_id: str | None = None
+    datasets: list[DatasetLink] = Field(default_factory=list, max_length=1000)
+    parent_version: str | None = Field(default=None, max_length=250)
+    version: str | None = Field(default=None, max_length=64)
+    description: str | None = None
+    signature: str | None = Field(default=None, max_length=512)
+    signing_key: str | None = Field(default=None, max_length=512)

@@ -10,6 +10,7 @@ from mlops.api._deps import ML, Caller, require
 from mlops.api._pagination import DEFAULT_LIMIT, MAX_LIMIT, fingerprint, page
 from mlops.api._tracking_schemas import (
     BatchIn,
+    InputIn,
     MetricHistory,
     MetricIn,
     MetricsIn,
@@ -21,6 +22,7 @@ from mlops.api._tracking_schemas import (
     RunUpdate,
     TagsIn,
 )
+from mlops.tracking import Dataset
 from mlops.tracking._validation import check_run_id
 
 __all__ = ["router"]
@@ -121,6 +123,18 @@ def delete_tag(run_id: str, key: str, ml: ML, caller: Caller) -> None:
 )
 def log_batch(run_id: str, body: BatchIn, ml: ML, caller: Caller) -> None:
     ml.tracking.log_batch(run_id, metrics=_points(body.metrics), params=body.params, tags=body.tags)
+
+
+@router.post(
+    "/{run_id}/inputs",
+    summary="Record a dataset the run used (idempotent)",
+    status_code=204,
+    response_class=Response,
+)
+def log_input(run_id: str, body: InputIn, ml: ML, caller: Caller) -> None:
+    item = body.dataset
+    dataset = Dataset(item.name, item.digest, item.schema_, item.num_rows, item.source)
+    ml.tracking.log_input(run_id, dataset, body.context)
 
 
 @router.get("/{run_id}/metrics/{key:path}", summary="A metric's history, by step then time")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,10 +14,12 @@ __all__ = [
     "ArtifactList",
     "ArtifactOut",
     "BatchIn",
+    "DatasetIn",
     "ExperimentCreate",
     "ExperimentList",
     "ExperimentOut",
     "ExperimentUpdate",
+    "InputIn",
     "MetricHistory",
     "MetricIn",
     "MetricPointOut",
@@ -28,6 +30,7 @@ __all__ = [
     "RunOut",
     "RunSearch",
     "RunUpdate",
+    "TagValueIn",
     "TagsIn",
     "number",
 ]
@@ -124,6 +127,30 @@ class DatasetInputOut(BaseModel):
     context: str
     num_rows: int | None
     source: str | None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class DatasetIn(_In):
+    name: str = Field(min_length=1, max_length=250)
+    digest: str = Field(min_length=1, max_length=64)
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    num_rows: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    source: str | None = Field(default=None, max_length=2000)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class InputIn(_In):
+    """A dataset the run used, and in what role ("training", "validation", …)."""
+
+    dataset: DatasetIn
+    context: Key = "training"
+
+
+class TagValueIn(_In):
+    value: str = Field(max_length=8000)
 
 
 class RunOut(BaseModel):
@@ -165,6 +192,7 @@ class RunOut(BaseModel):
                     context=item.context,
                     num_rows=item.dataset.num_rows,
                     source=item.dataset.source,
+                    schema=None if item.dataset.schema is None else dict(item.dataset.schema),
                 )
                 for item in run.inputs
             ],

@@ -160,8 +160,12 @@ class VersionWriter:
         version: str | None = None,
         description: str | None = None,
         sign_with: Any = None,
+        presigned: tuple[str, str] | None = None,
     ) -> int:
-        """Register and return the new version's number."""
+        """Register and return the new version's number.
+
+        ``presigned`` is a (signature, key fingerprint) pair made where the private key
+        lives (a remote client signs the manifest digest before uploading)."""
         check_model_name(name)
         checked_metrics = check_metrics(metrics)
         metadata_json = check_metadata(metadata)
@@ -171,6 +175,8 @@ class VersionWriter:
             parse_semver(version)
         links = _dataset_links(datasets_used)
         private_key = None if sign_with is None else load_private_key(sign_with)
+        if presigned is not None:
+            _check_presigned(presigned, private_key)
         with tempfile.TemporaryDirectory(prefix="mlops-register-") as temp:
             folder, manifest = build_package(
                 model,
@@ -196,7 +202,7 @@ class VersionWriter:
                 parent_version=parent_version,
                 version=version,
                 description=description,
-                signed=None
+                signed=presigned
                 if private_key is None
                 else (
                     sign_digest(private_key, manifest.digest),
@@ -374,6 +380,20 @@ class VersionWriter:
                     for dataset_id, context in dataset_ids
                 ],
             )
+
+
+def _check_presigned(presigned: object, private_key: object) -> None:
+    if private_key is not None:
+        raise InvalidInput("give sign_with or presigned, not both")
+    if (
+        not isinstance(presigned, tuple)
+        or len(presigned) != 2
+        or not all(isinstance(part, str) and 0 < len(part) <= 512 for part in presigned)
+    ):
+        raise InvalidInput(
+            "presigned must be a (signature, key fingerprint) pair of strings, as made by "
+            "mlops.governance.sign_digest and key_fingerprint"
+        )
 
 
 def _dataset_links(items: Iterable[Dataset | tuple[Dataset, str]]) -> list[tuple[Dataset, str]]:

@@ -7,14 +7,21 @@ import json
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
 from mlops.artifacts import ArtifactStore
-from mlops.errors import AlreadyExists, IntegrityError, InvalidInput
+from mlops.errors import AlreadyExists, IntegrityError, InvalidInput, NotFound
 from mlops.governance import key_fingerprint, load_public_key, public_key_pem, verify_digest
-from mlops.models import REFERENCE_PROFILE_FILE, LoadedModel, load_model, verify_package
+from mlops.models import (
+    MANIFEST_FILE,
+    REFERENCE_PROFILE_FILE,
+    LoadedModel,
+    ModelManifest,
+    load_model,
+    verify_package,
+)
 from mlops.registry._audited import audit
 from mlops.registry._entities import (
     ApprovalRequest,
@@ -207,6 +214,7 @@ class ModelRegistry:
         version: str | None = None,
         description: str | None = None,
         sign_with: Any = None,
+        presigned: tuple[str, str] | None = None,
         actor: str | None = None,
     ) -> ModelVersion:
         """Package ``model`` (an object, an mlops package folder or an MLflow model folder),
@@ -215,7 +223,9 @@ class ModelRegistry:
         The first version is 1.0.0; a compatible signature bumps the minor number, an
         incompatible one the major; ``version="2.0.0"`` overrides. ``run`` (a run id or an
         ActiveRun) links lineage, including the run's dataset inputs. Nothing is left
-        behind when any step fails.
+        behind when any step fails. ``presigned`` carries a (signature, key fingerprint)
+        pair made elsewhere instead of ``sign_with`` (how a remote client signs: its private
+        key never leaves it).
         """
         run_id = None if run is None else str(getattr(run, "id", run))
         number = self._versions.register(
@@ -236,6 +246,7 @@ class ModelRegistry:
             version=version,
             description=check_description(description),
             sign_with=sign_with,
+            presigned=presigned,
         )
         return self.get_version(name, number)
 
@@ -329,6 +340,22 @@ class ModelRegistry:
             shutil.rmtree(self._cache / row.manifest_digest, ignore_errors=True)
             folder = self._verified_copy(row.artifact_prefix, row.manifest_digest, str(parsed))
         return load_model(folder, verify=False)  # _verified_copy just checked every file
+
+    def open_package_file(self, name: str, version: VersionRef, path: str) -> BinaryIO:
+        """A stream of one file of a version's package (``mlops-model.json`` or a file its
+        manifest lists). Nothing is verified here: the reader checks the SHA-256 that the
+        manifest gives (a remote client does, before loading anything)."""
+        with self._store.read() as connection:
+            row = version_row(connection, parse_version_selector(name, version))
+        if path != MANIFEST_FILE:
+            listed = ModelManifest.from_json(row.manifest).files
+            if path not in listed:
+                raise NotFound(
+                    f"version {row.semver} of {name!r} has no file {path!r}; its manifest "
+                    f"({MANIFEST_FILE}) lists the files"
+                )
+        key = f"{row.artifact_prefix}/{path}"
+        return self._artifacts.open(key)
 
     def reference_profile(
         self, reference: str | ModelReference, version: VersionRef | None = None
