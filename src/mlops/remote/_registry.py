@@ -208,6 +208,12 @@ class RemoteRegistry(ModelRegistry):
     def __repr__(self) -> str:
         return f"<RemoteRegistry {self._api.url}>"
 
+    @property
+    def actor(self) -> str | None:
+        """The identity sent with changes when a call names none (``MLOPS_USER``); a
+        server that authenticates the call records the token's user instead."""
+        return self._actor
+
     def _who(self, actor: str | None) -> str | None:
         return actor if actor is not None else self._actor
 
