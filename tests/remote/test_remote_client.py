@@ -133,7 +133,9 @@ def test_connect_returns_the_remote_facades(remote: mlops.MLOps) -> None:
     [
         ("http://127.0.0.1:8000/api/v1", {}, "root URL"),
         ("http://", {}, "not a server URL"),
-        ("http://127.0.0.1:8000", {"token": "  "}, "non-empty"),
+        ("http://127.0.0.1:8000", {"token": "  "}, "API token"),
+        ("http://127.0.0.1:8000", {"token": "mlops_…"}, "printable ASCII"),
+        ("http://127.0.0.1:8000", {"token": "mlops_a b"}, "no spaces"),
         ("http://127.0.0.1:8000", {"artifacts": "/tmp/x"}, "only the URL"),
         ("sqlite:///x.db", {"token": "mlops_x"}, "token= is for a server"),
     ],

@@ -30,9 +30,22 @@ from mlops.api._errors import install_error_handlers
 from mlops.api._middleware import RequestContext
 from mlops.errors import InvalidInput
 
-__all__ = ["API_PREFIX", "DOCS_PATH", "api_routes", "create_api"]
+__all__ = ["API_PREFIX", "DOCS_PATH", "ROUTER_MODULES", "api_routes", "create_api"]
 
 API_PREFIX = "/api/v1"
+#: One router per domain, in the order the docs list them.
+ROUTER_MODULES = (
+    _experiments,
+    _runs,
+    _artifacts,
+    _models,
+    _packages,
+    _registry_admin,
+    _deployments,
+    _monitoring,
+    _pipelines,
+    _governance,
+)
 DOCS_PATH = "/api/docs"
 
 _DESCRIPTION = (
@@ -106,18 +119,7 @@ def create_api(
     app.state.ml = ml
     app.state.max_artifact_bytes = max_artifact_bytes
     app.state.auth = policy
-    for module in (
-        _experiments,
-        _runs,
-        _artifacts,
-        _models,
-        _packages,
-        _registry_admin,
-        _deployments,
-        _monitoring,
-        _pipelines,
-        _governance,
-    ):
+    for module in ROUTER_MODULES:
         app.include_router(module.router, responses=_ERRORS)
     install_error_handlers(app)
     # Added first, so it runs inside RequestContext: its 401s carry the request id.

@@ -90,7 +90,7 @@ def require(write_permission: str) -> Any:
             return
         path = request.url.path.removeprefix(request.scope.get("root_path", ""))
         permission = "read" if is_read(request.method, path) else write_permission
-        model = request.path_params.get("name") if "/models" in request.url.path else None
+        model = request.path_params.get("name") if path.startswith("/models/") else None
         connection(request).access.authorize(caller, permission, model=model)
 
     checker: Callable[..., None] = check

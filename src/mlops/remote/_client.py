@@ -91,8 +91,17 @@ def connect_remote(
             f"give the server's root URL (http://host:port), not {url!r}; "
             "the client adds /api/v1 itself"
         )
-    if token is not None and (not isinstance(token, str) or not token.strip()):
-        raise InvalidInput("token must be a non-empty string (an API token, mlops_…)")
+    if token is not None and (
+        not isinstance(token, str)
+        or not token.strip()
+        or not token.isascii()
+        or not token.isprintable()
+        or " " in token.strip()
+    ):
+        raise InvalidInput(
+            "token must be an API token (printable ASCII, no spaces: mlops_…, from "
+            "`mlops tokens create USER`)"
+        )
     base = settings if settings is not None else Settings.from_env()
     resolved = base.with_overrides(home=None if home is None else Path(home))
     given = token if token is not None else os.environ.get("MLOPS_TOKEN") or None
