@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,9 +16,11 @@ _SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 _AUTH_MODES = ("auto", "required", "off")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"", "0", "false", "no", "off"})
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
+_PASSWORD = re.compile(r"(://[^/:@\s]*:)[^@/\s]*@")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Settings:
     """Where mlops keeps its metadata and artifacts.
 
@@ -39,6 +42,9 @@ class Settings:
     auth: str = "auto"
     #: With auth required, requests without a token may still read.
     allow_anonymous_read: bool = False
+    #: Origins (``https://app.example``, or ``*``) whose browser pages may call the
+    #: server; none by default, so no ``Access-Control-*`` header is ever sent.
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.auth not in _AUTH_MODES:
@@ -48,6 +54,20 @@ class Settings:
                 f"MLOPS_SQLITE_SYNCHRONOUS={self.sqlite_synchronous!r} is not one of "
                 f"{', '.join(_SYNCHRONOUS_MODES)}"
             )
+        for origin in self.cors_origins:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise InvalidInput(
+                    f"CORS origin {origin!r} is not an origin: give scheme and host (and "
+                    "port) without a path, like https://app.example or http://localhost:3000"
+                )
+
+    def __repr__(self) -> str:
+        # Settings end up in logs and tracebacks: never with a URL's password in them.
+        shown = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        for name, value in shown.items():
+            if isinstance(value, str):
+                shown[name] = _PASSWORD.sub(r"\1***@", value)
+        return "Settings(" + ", ".join(f"{name}={value!r}" for name, value in shown.items()) + ")"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +82,11 @@ class Settings:
             user=env.get("MLOPS_USER") or None,
             auth=(env.get("MLOPS_AUTH") or "auto").lower(),
             allow_anonymous_read=_flag(env, "MLOPS_ALLOW_ANONYMOUS_READ"),
+            cors_origins=tuple(
+                part.strip()
+                for part in env.get("MLOPS_CORS_ORIGINS", "").split(",")
+                if part.strip()
+            ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -236,7 +236,7 @@ def test_tokens_roles_and_actors_over_the_remote_client(
     model = sklearn.LogisticRegression().fit(features, [0, 0, 1, 1])
     version = editor.registry.register_model("secured-model", model, input_example=features[:2])
     assert version.created_by == "ed"
-    with pytest.raises(PermissionDenied, match="models.stage"):
+    with pytest.raises(PermissionDenied, match=r"models\.stage"):
         editor.registry.promote_to_stage("secured-model", 1, "production")
     with pytest.raises(PermissionDenied, match="recorded as that user"):
         editor.registry.create_model("other-model", actor="somebody-else")
@@ -268,7 +268,7 @@ def test_the_token_can_come_from_the_environment(
     monkeypatch.setenv("MLOPS_TOKEN", token)
     viewer = mlops.connect(secured.url, home=str(tmp_path))
     assert isinstance(viewer.tracking.list_experiments(), list)
-    with pytest.raises(PermissionDenied, match="experiments.write"):
+    with pytest.raises(PermissionDenied, match=r"experiments\.write"):
         viewer.tracking.create_experiment("viewers-cannot")
     viewer.close()
 

@@ -9,7 +9,7 @@ client does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -76,16 +76,32 @@ def actor(request: Request) -> str | None:
     return given
 
 
-ML = Annotated[MLOps, Depends(connection)]
-Caller = Annotated[Principal | None, Depends(principal)]
-Actor = Annotated[str | None, Depends(actor)]
+# The dependencies are coroutines: they never block, and a sync dependency would cost
+# every request a round trip through the thread pool (FastAPI runs those in threads).
+
+
+async def _connection(request: Request) -> MLOps:
+    return connection(request)
+
+
+async def _principal(request: Request) -> Principal | None:
+    return principal(request)
+
+
+async def _actor(request: Request) -> str | None:
+    return actor(request)
+
+
+ML = Annotated[MLOps, Depends(_connection)]
+Caller = Annotated[Principal | None, Depends(_principal)]
+Actor = Annotated[str | None, Depends(_actor)]
 
 
 def require(write_permission: str) -> Any:
     """A dependency checking ``read`` for reads and ``write_permission`` for the rest;
     a ``{name}`` in the path is the model the user's model scope is checked against."""
 
-    def check(request: Request, caller: Caller) -> None:
+    async def check(request: Request, caller: Caller) -> None:
         if caller is None:
             return
         path = request.url.path.removeprefix(request.scope.get("root_path", ""))
@@ -93,5 +109,5 @@ def require(write_permission: str) -> Any:
         model = request.path_params.get("name") if path.startswith("/models/") else None
         connection(request).access.authorize(caller, permission, model=model)
 
-    checker: Callable[..., None] = check
+    checker: Callable[..., Awaitable[None]] = check
     return Depends(checker)

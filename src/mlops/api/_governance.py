@@ -68,7 +68,7 @@ def admin(permission: str) -> Any:
     checks only ``read`` for those); without a token, only a server with auth off lets
     the request act as itself."""
 
-    def check(request: Request, caller: Caller) -> None:
+    async def check(request: Request, caller: Caller) -> None:
         if caller is not None:
             connection(request).access.authorize(caller, permission)
         elif request.app.state.auth is not AuthPolicy.OFF:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mlops.api._errors import unexpected_error_body
+from mlops.governance import request_id_scope
 
 __all__ = ["RequestContext"]
 
@@ -22,7 +23,8 @@ _CALLER_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 class RequestContext:
-    """ASGI middleware: ``X-Request-ID`` in and out, 413 over ``max_body_bytes``, 500s.
+    """ASGI middleware: ``X-Request-ID`` in and out (and on the request's audit entries),
+    413 over ``max_body_bytes``, 500s.
 
     Requests for which ``streamed(scope)`` is true (artifact uploads) are passed through
     unread: their handler streams the body and enforces its own limit.
@@ -61,7 +63,9 @@ class RequestContext:
                     await _send_json(send_with_id, 413, self._too_large(request_id))
                     return
                 receive = _replay(body, receive)
-            await self.app(scope, receive, send_with_id)
+            # Audit entries appended while handling this request record its id.
+            with request_id_scope(request_id):
+                await self.app(scope, receive, send_with_id)
         except Exception:
             logger.exception("request %s failed unexpectedly", request_id)
             if not started:

@@ -47,7 +47,7 @@ def needs(permission: str, *, per_model: bool = False) -> Any:
     """A dependency checking ``permission`` whatever the method (these routes' reads are
     settings too); with ``per_model``, against the model named in the path."""
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         caller = principal(request)
         if caller is not None:
             model = request.path_params.get("name") if per_model else None

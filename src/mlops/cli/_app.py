@@ -17,6 +17,7 @@ from mlops.cli._common import CliState, report_error, stdout_console
 from mlops.cli._db import db_app
 from mlops.cli._demo import demo
 from mlops.cli._deployments import deploy, deployments_app, predict
+from mlops.cli._endpoints import endpoints_app
 from mlops.cli._experiments import experiments_app
 from mlops.cli._keys import keys_app
 from mlops.cli._models import models_app
@@ -54,6 +55,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(deployments_app, name="deployments")
+app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(pipelines_app, name="pipeline")

@@ -83,7 +83,7 @@ def list_entries(
         return
     noun = "entry" if len(entries) == 1 else "entries"
     table = Table(title=f"{len(entries)} {noun}", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("id", "at", "actor", "action", "target", "change"):
+    for column in ("id", "at", "actor", "action", "target", "change", "request"):
         table.add_column(column, overflow="fold")
     for entry in entries:
         table.add_row(
@@ -93,6 +93,7 @@ def list_entries(
             entry.action,
             entry.target,
             _change(entry),
+            entry.request_id or "",
         )
     stdout_console().print(table)
     if len(entries) == limit:

@@ -61,6 +61,27 @@ def server(
             "need one). Also MLOPS_ALLOW_ANONYMOUS_READ=1.",
         ),
     ] = False,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors-origin",
+            metavar="ORIGIN",
+            help="Let browser pages of this origin (https://app.example, or *) call the "
+            "server (repeatable). Also MLOPS_CORS_ORIGINS (comma-separated). Default: no "
+            "CORS headers at all.",
+            show_default=False,
+        ),
+    ] = None,
+    keep_alive_timeout: Annotated[
+        float,
+        typer.Option(min=0.1, help="Seconds an idle keep-alive connection stays open."),
+    ] = 5.0,
+    graceful_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.1, help="Seconds requests in flight may take to finish on SIGTERM/SIGINT."
+        ),
+    ] = 30.0,
 ) -> None:
     """Serve every endpoint over HTTP (native, MLflow and Open Inference Protocol v2).
 
@@ -70,13 +91,19 @@ def server(
     SIGTERM/SIGINT, draining the prediction log.
 
     The REST API under /api/v1 needs an API token on every request when the server
-    listens on anything but loopback (see --auth); prediction routes stay open.
+    listens on anything but loopback (see --auth). Prediction routes stay open unless
+    an endpoint requires an inference token (`mlops endpoints require-token`).
     """
     # The decided policy travels in the settings, so every worker process applies it.
-    settings, policy = settings_for_host(
-        get_state(ctx).settings(), host, auth=auth, allow_anonymous_read=allow_anonymous_read
+    given = (
+        get_state(ctx)
+        .settings()
+        .with_overrides(cors_origins=tuple(cors_origin) if cors_origin else None)
     )
-    _announce(policy, host)
+    settings, policy = settings_for_host(
+        given, host, auth=auth, allow_anonymous_read=allow_anonymous_read
+    )
+    _announce(policy, host, settings.cors_origins)
     ml = connect(settings=settings)
     background: list[
         DeploymentController | AlertEvaluator | WebhookDispatcher | PipelineScheduler
@@ -91,16 +118,27 @@ def server(
     for worker in background:
         worker.start()
     try:
-        serve(ml, host, port, workers, log_level=log_level, poll_interval=poll_interval)
+        serve(
+            ml,
+            host,
+            port,
+            workers,
+            log_level=log_level,
+            poll_interval=poll_interval,
+            keep_alive_timeout=keep_alive_timeout,
+            graceful_timeout=graceful_timeout,
+        )
     finally:
         for worker in background:
             worker.stop()
         ml.close()
 
 
-def _announce(policy: AuthPolicy, host: str) -> None:
+def _announce(policy: AuthPolicy, host: str, cors_origins: tuple[str, ...]) -> None:
     """Say which authentication mode is on; warn loudly when the API is open to a network."""
     typer.echo(f"mlops server: {policy.describe()} on {host}", err=True)
+    if cors_origins:
+        typer.echo(f"mlops server: CORS allowed for {', '.join(cors_origins)}", err=True)
     if policy is AuthPolicy.OFF and not is_loopback(host):
         typer.secho(
             f"WARNING: --auth off on {host}, which is not loopback: anyone who can reach "

@@ -1,4 +1,5 @@
-"""Governance: the hash-chained audit log, users/tokens/roles, artifact signing (Ed25519)."""
+"""Governance: the hash-chained audit log, users/tokens/roles, endpoints' inference
+tokens, artifact signing (Ed25519)."""
 
 from mlops.governance._access import TOKEN_PREFIX, AccessControl, TokenInfo, User
 from mlops.governance._audit import (
@@ -7,6 +8,14 @@ from mlops.governance._audit import (
     AuditLog,
     AuditVerification,
     append,
+    current_request_id,
+    request_id_scope,
+)
+from mlops.governance._inference import (
+    INFERENCE_TOKEN_PREFIX,
+    InferenceTokenInfo,
+    inference_token_refusal,
+    unknown_inference_token,
 )
 from mlops.governance._permissions import (
     PERMISSIONS,
@@ -30,6 +39,7 @@ from mlops.governance._signing import (
 
 __all__ = [
     "GENESIS_HASH",
+    "INFERENCE_TOKEN_PREFIX",
     "PERMISSIONS",
     "ROLES",
     "TOKEN_PREFIX",
@@ -37,6 +47,7 @@ __all__ = [
     "AuditEntry",
     "AuditLog",
     "AuditVerification",
+    "InferenceTokenInfo",
     "Principal",
     "PrivateKeyLike",
     "PublicKeyLike",
@@ -44,13 +55,17 @@ __all__ = [
     "User",
     "append",
     "authorize",
+    "current_request_id",
     "generate_keypair",
+    "inference_token_refusal",
     "key_fingerprint",
     "load_private_key",
     "load_public_key",
     "parse_expiry",
     "public_key_pem",
+    "request_id_scope",
     "sign_digest",
+    "unknown_inference_token",
     "verify_digest",
     "write_keypair",
 ]

@@ -1,4 +1,5 @@
-"""Access control: users with a role (optionally scoped to models) and API tokens.
+"""Access control: users with a role (optionally scoped to models), API tokens, and the
+inference tokens of endpoints (kept by ``_inference``).
 
 Roles and permissions are in ``_permissions``. Tokens are ``mlops_`` plus 43 random
 URL-safe characters; only their SHA-256 is stored, so a token is shown once, at creation.
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from mlops.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Unauthenticated
 from mlops.governance._audit import append
+from mlops.governance._inference import InferenceTokenInfo, InferenceTokens
 from mlops.governance._permissions import ROLES, Principal, authorize, parse_expiry
 from mlops.store import Store
 from mlops.store._schema import KEY_LENGTH, api_tokens, users
@@ -112,6 +114,7 @@ class AccessControl:
     def __init__(self, store: Store, *, actor: str | None = None) -> None:
         self._store = store
         self._actor = actor
+        self._inference = InferenceTokens(store)
 
     # -- users ----------------------------------------------------------------------------
 
@@ -388,6 +391,54 @@ class AccessControl:
         """Raise ``PermissionDenied`` (naming the missing permission and the role that has
         it) unless the principal may do it; ``model`` applies the user's model scope."""
         authorize(principal, permission, model=model)
+
+    # -- inference tokens (endpoints' prediction routes) --------------------------------
+
+    def create_inference_token(
+        self,
+        endpoint: str,
+        *,
+        name: str = "default",
+        expires_in: timedelta | float | str | None = None,
+        actor: str | None = None,
+    ) -> tuple[str, InferenceTokenInfo]:
+        """Create a token for ``endpoint``'s prediction routes (the endpoint need not be
+        deployed yet); returns the token text, shown only now."""
+        return self._inference.create(
+            endpoint, name=name, expires_in=expires_in, actor=self._who(actor)
+        )
+
+    def list_inference_tokens(self, endpoint: str | None = None) -> list[InferenceTokenInfo]:
+        """Inference tokens (of one endpoint, or all), oldest first, without the tokens;
+        revoked and expired ones included."""
+        return self._inference.list(endpoint)
+
+    def revoke_inference_token(
+        self, token_id: int, *, actor: str | None = None
+    ) -> InferenceTokenInfo:
+        """Revoke an inference token (again: no change). Serving replicas refuse it once
+        their token cache expires, within a few seconds."""
+        return self._inference.revoke(token_id, actor=self._who(actor))
+
+    def require_inference_token(
+        self, endpoint: str, required: bool = True, *, actor: str | None = None
+    ) -> bool:
+        """Let only requests with one of ``endpoint``'s inference tokens use its prediction
+        and feedback routes (``required=False``: everyone); whether this changed anything.
+        Serving replicas apply it within their cache time (a few seconds)."""
+        return self._inference.require(endpoint, required, actor=self._who(actor))
+
+    def endpoints_requiring_tokens(self) -> frozenset[str]:
+        """The endpoints whose prediction routes need an inference token."""
+        return self._inference.requiring()
+
+    def find_inference_token(self, token: str) -> InferenceTokenInfo | None:
+        """The stored inference token that ``token`` is, whatever its state (None: none)."""
+        return self._inference.find(token)
+
+    def check_inference_token(self, endpoint: str, token: str | None) -> InferenceTokenInfo:
+        """The inference token that opens ``endpoint``; ``Unauthenticated`` says why not."""
+        return self._inference.check(endpoint, token)
 
     def _who(self, actor: str | None) -> str:
         who = actor if actor is not None else self._actor

@@ -14,6 +14,8 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -31,7 +33,9 @@ __all__ = [
     "AuditLog",
     "AuditVerification",
     "append",
+    "current_request_id",
     "entry_hash",
+    "request_id_scope",
 ]
 
 #: The ``prev_hash`` of the first entry.
@@ -42,6 +46,10 @@ _PG_AUDIT_LOCK = 0x6D6C6F7073_4155
 _ACTION = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _TARGET_LENGTH = 512
 _REQUEST_ID_LENGTH = 64
+# The id of the API request whose handling is running: a context variable, not state,
+# because it belongs to one request's task (and the worker threads it hands work to,
+# which copy the context) rather than to any object; set by ``request_id_scope``.
+_REQUEST_ID: ContextVar[str | None] = ContextVar("mlops_audit_request_id", default=None)
 _HASHED_FIELDS = (
     "id",
     "at",
@@ -131,8 +139,12 @@ def append(
 
     Appends take turns: on PostgreSQL a transaction-scoped advisory lock is held from
     here until the caller commits (so append last in a transaction); on SQLite the write
-    transaction of ``Store.write()`` already holds the database's write lock.
+    transaction of ``Store.write()`` already holds the database's write lock. Without a
+    ``request_id`` the entry records the one of the API request being handled, if any
+    (see ``request_id_scope``).
     """
+    if request_id is None:
+        request_id = _REQUEST_ID.get()
     row: dict[str, Any] = {
         "actor": _checked_text("actor", actor, KEY_LENGTH),
         "action": _checked_action(action),
@@ -159,6 +171,22 @@ def append(
     row["hash"] = entry_hash(row)
     connection.execute(audit_log.insert().values(**row))
     return _entry(row)
+
+
+@contextmanager
+def request_id_scope(request_id: str | None) -> Iterator[None]:
+    """Within this block (and the threads it starts work in with a copied context, as
+    Starlette's threadpool does), audit entries record ``request_id``."""
+    token = _REQUEST_ID.set(request_id)
+    try:
+        yield
+    finally:
+        _REQUEST_ID.reset(token)
+
+
+def current_request_id() -> str | None:
+    """The request id that audit entries appended now would record."""
+    return _REQUEST_ID.get()
 
 
 def entry_hash(row: Any) -> str:

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from mlops.config import Settings
 from mlops.errors import InvalidInput
 from mlops.serving import _handlers as handlers
 from mlops.serving._gateway import ServingState
 from mlops.serving._predlog import PredictionLogWriter
+from mlops.serving._tokens import DEFAULT_TOKEN_CACHE_SECONDS
 
 __all__ = ["create_serving_app"]
+
+#: What browser pages of an allowed origin may send and read (CORS).
+_CORS_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+_CORS_HEADERS = ("Authorization", "Content-Type", "X-Request-ID", "X-MLOps-Preview")
+_CORS_EXPOSED = ("X-Request-ID", "X-MLOps-Version", "X-MLOps-Route", "Retry-After")
 
 
 async def _pipeline_webhook(request: Request) -> Response:
@@ -39,6 +48,8 @@ def create_serving_app(
     log_batch_size: int = 2_000,
     log_flush_interval: float = 0.25,
     api: bool = True,
+    token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS,
+    cors_origins: Sequence[str] | None = None,
 ) -> Starlette:
     """The serving gateway for the endpoints in ``ml``'s store (``ml.store``, ``ml.registry``).
 
@@ -48,12 +59,21 @@ def create_serving_app(
     keeps request payloads unless ``log_inputs=False``, and is drained on shutdown. State
     lives on ``app.state.serving`` (``await app.state.serving.refresh()`` polls now).
     With ``api=True`` the control-plane REST API is mounted at ``/api/v1`` (docs at
-    ``/api/docs``).
+    ``/api/docs``). Endpoints that require an inference token are checked against what
+    the store said at most ``token_cache_seconds`` ago. Browser pages of ``cors_origins``
+    (default: ``ml.settings.cors_origins``, none) may call every route; with none, no
+    ``Access-Control-*`` header is sent.
     """
     if poll_interval <= 0:
         raise InvalidInput(f"poll_interval must be positive, got {poll_interval}")
     if max_body_bytes <= 0:
         raise InvalidInput(f"max_body_bytes must be positive, got {max_body_bytes}")
+    if token_cache_seconds < 0:
+        raise InvalidInput(f"token_cache_seconds must not be negative, got {token_cache_seconds}")
+    settings: Settings = ml.settings
+    origins = tuple(settings.cors_origins if cors_origins is None else cors_origins)
+    if cors_origins is not None:
+        settings.with_overrides(cors_origins=origins)  # validates them
     writer = PredictionLogWriter(
         ml.store,
         max_queue=log_queue_size,
@@ -67,6 +87,7 @@ def create_serving_app(
         log_inputs=log_inputs,
         keep_unused_seconds=keep_unused_seconds,
         writer=writer,
+        token_cache_seconds=token_cache_seconds,
     )
 
     @contextlib.asynccontextmanager
@@ -109,6 +130,18 @@ def create_serving_app(
         from mlops.api import api_routes
 
         routes.extend(api_routes(ml))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = []
+    if origins:
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=origins,
+                allow_methods=_CORS_METHODS,
+                allow_headers=_CORS_HEADERS,
+                expose_headers=_CORS_EXPOSED,
+                max_age=600,
+            )
+        )
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.serving = state
     return app

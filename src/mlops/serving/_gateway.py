@@ -25,6 +25,7 @@ from mlops.serving._pool import ModelPool, VersionKey
 from mlops.serving._predlog import PredictionLogWriter
 from mlops.serving._routes import Route, Router, RouteTable
 from mlops.serving._served import ServedVersion
+from mlops.serving._tokens import DEFAULT_TOKEN_CACHE_SECONDS, InferenceGuard
 from mlops.store._schema import serving_workers
 
 __all__ = ["WORKER_LIVE_SECONDS", "EndpointRuntime", "ServingState", "live_workers"]
@@ -121,6 +122,7 @@ class ServingState:
         log_inputs: bool,
         keep_unused_seconds: float,
         writer: PredictionLogWriter,
+        token_cache_seconds: float = DEFAULT_TOKEN_CACHE_SECONDS,
     ) -> None:
         self.ml = ml
         self.poll_interval = poll_interval
@@ -130,6 +132,8 @@ class ServingState:
         self.writer = writer
         self.metrics = ServingMetrics(writer)
         self.endpoint_store = EndpointStore(ml.store)
+        #: Checks inference tokens for the endpoints that require them.
+        self.tokens = InferenceGuard(ml.access, cache_seconds=token_cache_seconds)
         self.pool = ModelPool(
             ml.registry, on_load=lambda s: self.metrics.model_loaded(s.model, s.load_seconds)
         )

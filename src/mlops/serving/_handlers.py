@@ -11,7 +11,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mlops.errors import InvalidInput
+from mlops.errors import InvalidInput, StorageError, Unauthenticated
 from mlops.serving._gateway import PREVIEW_ROUTE, SHADOW_ROUTE, EndpointRuntime, ServingState
 from mlops.serving._metrics import CONTENT_TYPE
 from mlops.serving._predlog import PredictionRecord
@@ -39,6 +39,7 @@ logger = logging.getLogger("mlops.serving")
 INLINE_BODY_BYTES = 16 * 1024
 _UNROUTED = "unrouted"
 _JSON = "application/json"
+_CHALLENGE = 'Bearer realm="mlops"'
 
 
 class _Rejected(Exception):
@@ -74,6 +75,24 @@ def _json(status: int, body: Any, request_id: str | None = None, **headers: str)
 
 def _error(status: int, message: str, request_id: str) -> Response:
     return _json(status, {"error": message, "request_id": request_id}, request_id)
+
+
+async def _refused(
+    state: ServingState, name: str, headers: Any, request_id: str
+) -> Response | None:
+    """A 401 (the API's error body and challenge) when ``name`` requires an inference
+    token this request lacks, 503 when that cannot be told; None to go on."""
+    try:
+        refusal = await state.tokens.refusal(name, headers.get("authorization"))
+    except StorageError as error:
+        return _error(503, f"cannot check the request's inference token: {error}", request_id)
+    if refusal is None:
+        return None
+    body = {
+        "error": {"code": Unauthenticated.code, "message": refusal},
+        "request_id": request_id,
+    }
+    return _json(401, body, request_id, **{"www-authenticate": _CHALLENGE})
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -140,6 +159,10 @@ async def _predict(
     headers = request.headers
     given_id = _clean_id(headers.get("x-request-id"))
     request_id = given_id or state.new_request_id()
+    if not state.tokens.is_open(name):
+        refused = await _refused(state, name, headers, request_id)
+        if refused is not None:
+            return refused
     runtime = state.endpoints.get(name)
     if runtime is None:
         return _unknown(state, name, request_id)
@@ -301,6 +324,10 @@ async def feedback(request: Request) -> Response:
     state: ServingState = request.app.state.serving
     name = request.path_params["name"]
     request_id = state.new_request_id()
+    if not state.tokens.is_open(name):
+        refused = await _refused(state, name, request.headers, request_id)
+        if refused is not None:
+            return refused
     if name not in state.endpoints and name not in state.known:
         return _unknown(state, name, request_id)
     try:

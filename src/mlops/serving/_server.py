@@ -32,19 +32,28 @@ def serve(
     log_level: str = "info",
     access_log: bool = False,
     graceful_timeout: float = 30.0,
+    keep_alive_timeout: float = 5.0,
     **app_options: Any,
 ) -> None:
     """Serve every endpoint of ``ml`` over HTTP until SIGTERM or SIGINT.
 
     On a signal, uvicorn stops accepting connections, lets requests in flight (and their
     shadow calls) finish for up to ``graceful_timeout`` seconds, then the app drains the
-    prediction log. With ``workers > 1`` each worker process connects anew with
+    prediction log. An idle keep-alive connection is closed after ``keep_alive_timeout``
+    seconds (behind a load balancer, set it above the balancer's idle timeout). With
+    ``workers > 1`` each worker process connects anew with
     ``ml.settings`` and shares the listening socket. ``port=0`` takes any free port (the
     log says which). Access logs are off by default: the prediction log already records
     every request. ``app_options`` go to ``create_serving_app``.
     """
     if workers < 1:
         raise InvalidInput(f"workers must be at least 1, got {workers}")
+    for label, seconds in (
+        ("graceful_timeout", graceful_timeout),
+        ("keep_alive_timeout", keep_alive_timeout),
+    ):
+        if not seconds > 0:
+            raise InvalidInput(f"{label} must be a positive number of seconds, got {seconds}")
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["mlops"] = {"handlers": ["default"], "level": log_level.upper()}
     options = {
@@ -54,6 +63,7 @@ def serve(
         "log_config": log_config,
         "access_log": access_log,
         "timeout_graceful_shutdown": graceful_timeout,
+        "timeout_keep_alive": keep_alive_timeout,
         "lifespan": "on",
     }
     sockets = [bind_socket(host, port)]

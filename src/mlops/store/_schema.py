@@ -330,6 +330,9 @@ serving_endpoints = Table(
     Column("revision", BigInteger, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+    # 1: the prediction routes answer only requests with one of the endpoint's
+    # inference tokens (``inference_tokens``).
+    Column("token_required", Integer, nullable=False, server_default="0"),
 )
 
 deployments = Table(
@@ -635,4 +638,21 @@ api_tokens = Table(
     Column("expires_at", BigInteger, nullable=True),
     Column("revoked_at", BigInteger, nullable=True),
     Column("last_used_at", BigInteger, nullable=True),
+)
+
+# Tokens for an endpoint's prediction routes, apart from API tokens: they authenticate no
+# user and reach nothing but ``endpoint`` (a name, so that tokens can exist before the
+# endpoint is deployed). As with API tokens only the SHA-256 is stored.
+inference_tokens = Table(
+    "inference_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("endpoint", String(KEY_LENGTH), nullable=False, index=True),
+    Column("name", String(KEY_LENGTH), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_by", String(KEY_LENGTH), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
 )
