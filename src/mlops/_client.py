@@ -29,7 +29,7 @@ class MLOps:
         self.settings = settings
         self.store = store
         self.artifacts = artifacts
-        self.tracking = ExperimentTracker(store, artifacts)
+        self.tracking = ExperimentTracker(store, artifacts, actor=settings.user)
         self.registry = ModelRegistry(
             store, artifacts, cache_dir=settings.home / "cache" / "models", actor=settings.user
         )

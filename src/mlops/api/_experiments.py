@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from mlops.api._deps import ML, Caller, require
+from mlops.api._deps import ML, Actor, Caller, require
 from mlops.api._pagination import DEFAULT_LIMIT, MAX_LIMIT, fingerprint, page
 from mlops.api._tracking_schemas import (
     MAX_ID,
@@ -29,9 +29,9 @@ ExperimentId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.post("", status_code=201, summary="Create an experiment")
-def create_experiment(body: ExperimentCreate, ml: ML, caller: Caller) -> ExperimentOut:
+def create_experiment(body: ExperimentCreate, ml: ML, who: Actor) -> ExperimentOut:
     experiment = ml.tracking.create_experiment(
-        body.name, description=body.description, tags=body.tags
+        body.name, description=body.description, tags=body.tags, actor=who
     )
     return ExperimentOut.of(experiment)
 
@@ -65,9 +65,9 @@ def get_experiment(experiment_id: ExperimentId, ml: ML) -> ExperimentOut:
 
 @router.patch("/{experiment_id}", summary="Rename an experiment")
 def rename_experiment(
-    experiment_id: ExperimentId, body: ExperimentUpdate, ml: ML, caller: Caller
+    experiment_id: ExperimentId, body: ExperimentUpdate, ml: ML, who: Actor
 ) -> ExperimentOut:
-    return ExperimentOut.of(ml.tracking.rename_experiment(experiment_id, body.name))
+    return ExperimentOut.of(ml.tracking.rename_experiment(experiment_id, body.name, actor=who))
 
 
 @router.delete(
@@ -76,13 +76,13 @@ def rename_experiment(
     response_class=Response,
     summary="Delete an experiment (soft: restore brings it and its runs back)",
 )
-def delete_experiment(experiment_id: ExperimentId, ml: ML, caller: Caller) -> None:
-    ml.tracking.delete_experiment(experiment_id)
+def delete_experiment(experiment_id: ExperimentId, ml: ML, who: Actor) -> None:
+    ml.tracking.delete_experiment(experiment_id, actor=who)
 
 
 @router.post("/{experiment_id}/restore", summary="Restore a deleted experiment")
-def restore_experiment(experiment_id: ExperimentId, ml: ML, caller: Caller) -> ExperimentOut:
-    ml.tracking.restore_experiment(experiment_id)
+def restore_experiment(experiment_id: ExperimentId, ml: ML, who: Actor) -> ExperimentOut:
+    ml.tracking.restore_experiment(experiment_id, actor=who)
     return ExperimentOut.of(ml.tracking.get_experiment(experiment_id))
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from mlops.api._deps import ML, Caller, require
+from mlops.api._deps import ML, Actor, Caller, require
 from mlops.api._pagination import DEFAULT_LIMIT, MAX_LIMIT, fingerprint, page
 from mlops.api._tracking_schemas import (
     BatchIn,
@@ -71,13 +71,13 @@ def update_run(run_id: str, body: RunUpdate, ml: ML, caller: Caller) -> RunOut:
     status_code=204,
     response_class=Response,
 )
-def delete_run(run_id: str, ml: ML, caller: Caller) -> None:
-    ml.tracking.delete_run(run_id)
+def delete_run(run_id: str, ml: ML, who: Actor) -> None:
+    ml.tracking.delete_run(run_id, actor=who)
 
 
 @router.post("/{run_id}/restore", summary="Restore a deleted run")
-def restore_run(run_id: str, ml: ML, caller: Caller) -> RunOut:
-    ml.tracking.restore_run(run_id)
+def restore_run(run_id: str, ml: ML, who: Actor) -> RunOut:
+    ml.tracking.restore_run(run_id, actor=who)
     return RunOut.of(ml.tracking.get_run(run_id))
 
 

@@ -50,7 +50,7 @@ class RemoteMLOps(MLOps):
         self.settings = settings
         self.api = api
         self.url = api.url
-        self.tracking = RemoteTracker(api)
+        self.tracking = RemoteTracker(api, actor=settings.user)
         self.registry = RemoteRegistry(api, settings.home / "cache" / "models", actor=settings.user)
         for name in ("store", "artifacts", "deployments", "monitor", "audit", "access"):
             setattr(self, name, _Unavailable(name, api.url))

@@ -146,8 +146,9 @@ class RemoteTracker(ExperimentTracker):
     from a background thread, which is the fast way to log many points.
     """
 
-    def __init__(self, api: ApiClient) -> None:
+    def __init__(self, api: ApiClient, actor: str | None = None) -> None:
         self._api = api
+        self._sent_actor = actor
         self._remote_writer = _RemoteWriter(api)
         self._buffers: dict[str, MetricBuffer] = {}
         self._buffers_lock = threading.Lock()
@@ -155,10 +156,19 @@ class RemoteTracker(ExperimentTracker):
     def __repr__(self) -> str:
         return f"<RemoteTracker {self._api.url}>"
 
+    def _who(self, actor: str | None) -> str | None:
+        """Sent as X-MLOps-Actor: honoured by a server without authentication only."""
+        return actor if actor is not None else self._sent_actor
+
     # -- experiments --------------------------------------------------------------------
 
     def create_experiment(
-        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        actor: str | None = None,
     ) -> Experiment:
         check_name("experiment", name)
         body = {
@@ -166,7 +176,7 @@ class RemoteTracker(ExperimentTracker):
             "description": check_description(description),
             "tags": _texts("tag", tags),
         }
-        return experiment_of(self._api.post("/experiments", json=body))
+        return experiment_of(self._api.post("/experiments", json=body, actor=self._who(actor)))
 
     def set_experiment(self, name: str) -> Experiment:
         check_name("experiment", name)
@@ -211,18 +221,29 @@ class RemoteTracker(ExperimentTracker):
             )
         ]
 
-    def rename_experiment(self, experiment: ExperimentRef, new_name: str) -> Experiment:
+    def rename_experiment(
+        self, experiment: ExperimentRef, new_name: str, *, actor: str | None = None
+    ) -> Experiment:
         check_name("experiment", new_name)
         experiment_id = self._remote_experiment_id(experiment)
         return experiment_of(
-            self._api.patch(f"/experiments/{experiment_id}", json={"name": new_name})
+            self._api.patch(
+                f"/experiments/{experiment_id}",
+                json={"name": new_name},
+                actor=self._who(actor),
+            )
         )
 
-    def delete_experiment(self, experiment: ExperimentRef) -> None:
-        self._api.delete(f"/experiments/{self._remote_experiment_id(experiment)}")
+    def delete_experiment(self, experiment: ExperimentRef, *, actor: str | None = None) -> None:
+        self._api.delete(
+            f"/experiments/{self._remote_experiment_id(experiment)}", actor=self._who(actor)
+        )
 
-    def restore_experiment(self, experiment: ExperimentRef) -> None:
-        self._api.post(f"/experiments/{self._remote_experiment_id(experiment)}/restore")
+    def restore_experiment(self, experiment: ExperimentRef, *, actor: str | None = None) -> None:
+        self._api.post(
+            f"/experiments/{self._remote_experiment_id(experiment)}/restore",
+            actor=self._who(actor),
+        )
 
     def set_experiment_tag(self, experiment: ExperimentRef, key: str, value: Any) -> None:
         check_key("tag", key)
@@ -296,11 +317,11 @@ class RemoteTracker(ExperimentTracker):
     def get_run(self, run_id: str) -> Run:
         return run_of(self._api.get(f"/runs/{check_run_id(run_id)}"))
 
-    def delete_run(self, run_id: str) -> None:
-        self._api.delete(f"/runs/{check_run_id(run_id)}")
+    def delete_run(self, run_id: str, *, actor: str | None = None) -> None:
+        self._api.delete(f"/runs/{check_run_id(run_id)}", actor=self._who(actor))
 
-    def restore_run(self, run_id: str) -> None:
-        self._api.post(f"/runs/{check_run_id(run_id)}/restore")
+    def restore_run(self, run_id: str, *, actor: str | None = None) -> None:
+        self._api.post(f"/runs/{check_run_id(run_id)}/restore", actor=self._who(actor))
 
     def search_runs(
         self,

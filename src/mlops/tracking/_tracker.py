@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from mlops.artifacts import ArtifactInfo, ArtifactStore, validate_artifact_path
 from mlops.errors import AlreadyExists, Conflict, InvalidInput, MLOpsError, NotFound
+from mlops.governance._audit import append
 from mlops.store import Store
 from mlops.store import _schema as schema
 from mlops.store._schema import experiment_tags, experiments, run_artifacts, runs
@@ -66,9 +67,10 @@ class ExperimentTracker:
     Thread-safe; returned entities are immutable snapshots.
     """
 
-    def __init__(self, store: Store, artifacts: ArtifactStore) -> None:
+    def __init__(self, store: Store, artifacts: ArtifactStore, actor: str | None = None) -> None:
         self._store = store
         self._artifacts = artifacts
+        self._actor = actor or _current_user() or "unknown"
         self._writer = RunDataWriter(store)
         self._reader = RunReader(store)
         self._buffers: dict[str, MetricBuffer] = {}
@@ -77,18 +79,23 @@ class ExperimentTracker:
     # -- experiments --------------------------------------------------------------------
 
     def create_experiment(
-        self, name: str, *, description: str | None = None, tags: Mapping[str, Any] | None = None
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        actor: str | None = None,
     ) -> Experiment:
         check_name("experiment", name)
         description = check_description(description)
         tag_rows = _tag_rows(tags)
         try:
-            return self._insert_experiment(name, description, tag_rows)
+            return self._insert_experiment(name, description, tag_rows, actor or self._actor)
         except Conflict as error:  # another process created it between check and insert
             raise AlreadyExists(f"experiment {name!r} already exists") from error
 
     def _insert_experiment(
-        self, name: str, description: str | None, tag_rows: list[dict[str, str]]
+        self, name: str, description: str | None, tag_rows: list[dict[str, str]], actor: str
     ) -> Experiment:
         with self._store.write() as connection:
             existing = connection.execute(
@@ -107,7 +114,15 @@ class ExperimentTracker:
                     experiment_tags.insert(),
                     [{"experiment_id": experiment_id, **row} for row in tag_rows],
                 )
-            return self._load_experiment(connection, experiment_id)
+            created = self._load_experiment(connection, experiment_id)
+            append(
+                connection,
+                actor=actor,
+                action="experiment.created",
+                target=f"experiments/{experiment_id}",
+                after={"name": name, "description": description},
+            )
+            return created
 
     def set_experiment(self, name: str) -> Experiment:
         """Get the experiment called ``name``, creating it if it does not exist."""
@@ -136,10 +151,15 @@ class ExperimentTracker:
             ids = list(connection.execute(query).scalars())
             return [self._load_experiment(connection, experiment_id) for experiment_id in ids]
 
-    def rename_experiment(self, experiment: ExperimentRef, new_name: str) -> Experiment:
+    def rename_experiment(
+        self, experiment: ExperimentRef, new_name: str, *, actor: str | None = None
+    ) -> Experiment:
         check_name("experiment", new_name)
         with self._store.write() as connection:
             experiment_id = self._experiment_id(connection, experiment)
+            old_name = connection.execute(
+                sa.select(experiments.c.name).where(experiments.c.id == experiment_id)
+            ).scalar_one()
             taken = connection.execute(
                 sa.select(experiments.c.id).where(experiments.c.name == new_name)
             ).first()
@@ -150,14 +170,23 @@ class ExperimentTracker:
                 .where(experiments.c.id == experiment_id)
                 .values(name=new_name, updated_at=now_ms())
             )
-            return self._load_experiment(connection, experiment_id)
+            renamed = self._load_experiment(connection, experiment_id)
+            append(
+                connection,
+                actor=actor or self._actor,
+                action="experiment.renamed",
+                target=f"experiments/{experiment_id}",
+                before={"name": old_name},
+                after={"name": new_name},
+            )
+            return renamed
 
-    def delete_experiment(self, experiment: ExperimentRef) -> None:
+    def delete_experiment(self, experiment: ExperimentRef, *, actor: str | None = None) -> None:
         """Hide an experiment and its runs; ``restore_experiment`` brings them back."""
-        self._set_experiment_stage(experiment, LifecycleStage.DELETED)
+        self._set_experiment_stage(experiment, LifecycleStage.DELETED, actor)
 
-    def restore_experiment(self, experiment: ExperimentRef) -> None:
-        self._set_experiment_stage(experiment, LifecycleStage.ACTIVE)
+    def restore_experiment(self, experiment: ExperimentRef, *, actor: str | None = None) -> None:
+        self._set_experiment_stage(experiment, LifecycleStage.ACTIVE, actor)
 
     def set_experiment_tag(self, experiment: ExperimentRef, key: str, value: Any) -> None:
         rows = _tag_rows({key: value})
@@ -172,13 +201,24 @@ class ExperimentTracker:
                 {"experiment_id": experiment_id, **rows[0]},
             )
 
-    def _set_experiment_stage(self, experiment: ExperimentRef, stage: LifecycleStage) -> None:
+    def _set_experiment_stage(
+        self, experiment: ExperimentRef, stage: LifecycleStage, actor: str | None
+    ) -> None:
         with self._store.write() as connection:
             experiment_id = self._experiment_id(connection, experiment)
             connection.execute(
                 experiments.update()
                 .where(experiments.c.id == experiment_id)
                 .values(lifecycle_stage=stage.value, updated_at=now_ms())
+            )
+            append(
+                connection,
+                actor=actor or self._actor,
+                action="experiment.deleted"
+                if stage is LifecycleStage.DELETED
+                else "experiment.restored",
+                target=f"experiments/{experiment_id}",
+                after={"lifecycle_stage": stage.value},
             )
 
     def _experiment_id(self, connection: Connection, experiment: ExperimentRef) -> int:
@@ -372,14 +412,14 @@ class ExperimentTracker:
         check_run_id(run_id)
         return self._reader.get_run(run_id)
 
-    def delete_run(self, run_id: str) -> None:
+    def delete_run(self, run_id: str, *, actor: str | None = None) -> None:
         """Hide a run from searches; ``restore_run`` brings it back."""
-        self._set_run_stage(run_id, LifecycleStage.DELETED)
+        self._set_run_stage(run_id, LifecycleStage.DELETED, actor)
 
-    def restore_run(self, run_id: str) -> None:
-        self._set_run_stage(run_id, LifecycleStage.ACTIVE)
+    def restore_run(self, run_id: str, *, actor: str | None = None) -> None:
+        self._set_run_stage(run_id, LifecycleStage.ACTIVE, actor)
 
-    def _set_run_stage(self, run_id: str, stage: LifecycleStage) -> None:
+    def _set_run_stage(self, run_id: str, stage: LifecycleStage, actor: str | None) -> None:
         check_run_id(run_id)
         with self._store.write() as connection:
             updated = connection.execute(
@@ -387,6 +427,13 @@ class ExperimentTracker:
             )
             if updated.rowcount == 0:
                 raise NotFound(f"run '{run_id}' does not exist (see `mlops runs list`)")
+            append(
+                connection,
+                actor=actor or self._actor,
+                action="run.deleted" if stage is LifecycleStage.DELETED else "run.restored",
+                target=f"runs/{run_id}",
+                after={"lifecycle_stage": stage.value},
+            )
 
     def search_runs(
         self,
