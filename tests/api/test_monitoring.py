@@ -378,3 +378,42 @@ def test_roles_gate_every_change(strict: httpx.Client, ml: Any, churn: tuple[str
     ):
         assert strict.get(url, headers=bearer(viewer)).status_code == 200, url
     assert_error(strict.get("/alerts"), 401, "unauthenticated")
+
+
+def test_alert_changes_are_recorded_under_the_caller(
+    strict: httpx.Client, api: httpx.Client, ml: Any
+) -> None:
+    deployer = token_for(ml, "deployer")
+    user = ml.access.authenticate(deployer).name
+    rule = unique("audited")
+    changes: list[tuple[str, str, dict[str, Any] | None]] = [
+        ("POST", "/alerts/rules", {"name": rule, "signal": "requests", "threshold": 1}),
+        ("PUT", f"/alerts/rules/{rule}", {"signal": "requests", "threshold": 2}),
+        ("DELETE", f"/alerts/rules/{rule}", None),
+    ]
+    for method, url, body in changes:
+        done = strict.request(method, url, json=body, headers=bearer(deployer))
+        assert done.is_success, (method, url, done.text)
+    audited = [
+        (entry.action, entry.actor)
+        for entry in reversed(ml.audit.list(target=f"alert_rules/{rule}", limit=100))
+    ]
+    assert audited == [
+        ("alert_rule.created", user),
+        ("alert_rule.updated", user),
+        ("alert_rule.deleted", user),
+    ]
+
+    # Without a token, the X-MLOps-Actor header names who asked.
+    who = {"X-MLOps-Actor": "oncall"}
+    body = {"matchers": ["endpoint=z"], "comment": "deploying", "duration": "1h"}
+    made = api.post("/alerts/silences", json=body, headers=who)
+    assert made.status_code == 201, made.text
+    assert api.delete(f"/alerts/silences/{made.json()['id']}", headers=who).status_code == 204
+    audited = [
+        (entry.action, entry.actor)
+        for entry in reversed(
+            ml.audit.list(target=f"alert_silences/{made.json()['id']}", limit=100)
+        )
+    ]
+    assert audited == [("alert_silence.created", "oncall"), ("alert_silence.expired", "oncall")]

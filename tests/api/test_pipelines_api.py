@@ -243,3 +243,41 @@ def test_roles_gate_running_and_pausing(strict: httpx.Client, ml: Any) -> None:
             assert "'pipelines.write'" in assert_error(refused, 403, "permission_denied")["message"]
         assert strict.post(f"/pipelines/{name}/{action}", headers=deployer).status_code == 200
     assert ml.pipelines.get(name).paused is False
+
+
+def test_changes_are_recorded_under_the_caller(
+    strict: httpx.Client, api: httpx.Client, ml: Any
+) -> None:
+    editor, deployer = bearer(ml, "editor"), bearer(ml, "deployer")
+    editor_name, deployer_name = (
+        ml.access.authenticate(headers["authorization"].removeprefix("Bearer ")).name
+        for headers in (editor, deployer)
+    )
+    name = register(ml)
+    queued = strict.post(f"/pipelines/{name}/execute", headers=editor, json={"reason": "why"})
+    assert queued.status_code == 202, queued.text
+    execution = queued.json()
+    assert execution["created_by"] == editor_name
+    assert execution["trigger_detail"]["actor"] == editor_name
+    cancel = f"/pipelines/executions/{execution['id']}/cancel"
+    assert strict.post(cancel, headers=editor).status_code == 200
+    for action in ("pause", "resume"):
+        assert strict.post(f"/pipelines/{name}/{action}", headers=deployer).status_code == 200
+    target = f"pipelines/{name}/executions/{execution['id']}"
+    audited = [
+        (entry.action, entry.target, entry.actor)
+        for entry in reversed(ml.audit.list(action="pipeline.*", limit=1000))
+        if entry.target.startswith(f"pipelines/{name}")
+    ]
+    assert audited == [
+        ("pipeline.triggered", target, editor_name),
+        ("pipeline.execution_cancelled", target, editor_name),
+        ("pipeline.paused", f"pipelines/{name}", deployer_name),
+        ("pipeline.resumed", f"pipelines/{name}", deployer_name),
+    ]
+
+    # Without a token, the X-MLOps-Actor header names who asked.
+    asked = api.post(f"/pipelines/{name}/execute", headers={"X-MLOps-Actor": "ci-bot"})
+    assert asked.json()["created_by"] == "ci-bot"
+    [entry] = ml.audit.list(action="pipeline.triggered", actor="ci-bot", limit=1000)
+    assert entry.target == f"pipelines/{name}/executions/{asked.json()['id']}"

@@ -66,6 +66,7 @@ def test_model_versions_stages_and_aliases_are_audited(ml: mlops.MLOps) -> None:
 
     with ml.tracking.start_run(name="train") as run:
         pass
+    assert [e.action for e in trail.new()] == ["experiment.created"]  # the run's experiment
     first = _register(ml, run=run, actor="bob")
     entry = trail.one("model.version_registered", "models/churn/1", actor="bob")
     assert entry.after == {"semver": "1.0.0", "run_id": run.id, "digest": first.manifest_digest}

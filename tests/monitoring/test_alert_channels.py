@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import socket
 import ssl
 from collections.abc import Iterator
@@ -285,6 +286,32 @@ def test_a_failing_channel_is_retried_next_tick_and_does_not_stop_others(
     finally:
         failing.close()
         healthy.close()
+
+
+def test_a_failing_slack_channel_never_shows_its_url(
+    alerting: AlertManager, signals: Signals, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Slack webhook URL is the credential: failures name the channel, the status and
+    the host only, in the log and in the delivery record."""
+    caplog.set_level(logging.DEBUG, logger="mlops")
+    failing = Receiver(fail_first=1)
+    try:
+        secret_path = "/services/T0ABC/B0DEF/s3cr3tt0k3n"
+        alerting.create_channel("ops-slack", SlackNotifier(failing.url + secret_path))
+        alerting.create_rule(latency_rule(channels=["ops-slack"]))
+        signals.set("latency", 1500.0, endpoint="churn")
+        alerting.evaluate()
+        assert [request.path for request in failing.received()] == [secret_path]
+        (failed,) = alerting.notifications(status="failed")
+        assert failed.error == (
+            f"HTTPStatusError: HTTP 500 Internal Server Error from {failing.url}/…"
+        )
+        [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert "channel 'ops-slack' failed" in warning.getMessage()
+        assert "HTTP 500" in warning.getMessage()
+        assert "s3cr3tt0k3n" not in caplog.text
+    finally:
+        failing.close()
 
 
 def test_retries_are_bounded_until_the_repeat_interval(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -33,12 +34,18 @@ def broken() -> Iterator[Receiver]:
 
 
 def test_a_failure_goes_to_every_channel_and_a_failing_channel_is_only_logged(
-    ml: mlops.MLOps, orchestrator: PipelineOrchestrator, receiver: Receiver, broken: Receiver
+    ml: mlops.MLOps,
+    orchestrator: PipelineOrchestrator,
+    receiver: Receiver,
+    broken: Receiver,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="mlops")
     alerts = ml.monitor.alerts
     hook = alerts.create_channel("ops-hook", WebhookNotifier(f"{receiver.url}/hook"))
     alerts.create_channel("ops-slack", SlackNotifier(f"{receiver.url}/slack"))
-    alerts.create_channel("down", WebhookNotifier(f"{broken.url}/hook"))
+    # A Slack URL is a credential: failures name the host, never the path.
+    alerts.create_channel("down", SlackNotifier(f"{broken.url}/services/T0/B0/s3cr3t"))
     orchestrator.register(
         "etl",
         "orchestration.flows:flaky",
@@ -84,7 +91,9 @@ def test_a_failure_goes_to_every_channel_and_a_failing_channel_is_only_logged(
         ("notified", "failure notification to channel 'ops-slack'"),
     ]
     [down] = [line for line in failed.log if line.state == "notify_failed"]
-    assert (down.error or "").startswith("HTTPStatusError: Server error '500")
+    assert down.error == f"HTTPStatusError: HTTP 500 Internal Server Error from {broken.url}/…"
+    assert "channel 'down' failed" in caplog.text
+    assert "s3cr3t" not in caplog.text
 
 
 @pytest.mark.parametrize(("on", "told"), [(["failure", "success"], 1), (["failure"], 0)])

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import threading
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
@@ -258,6 +260,41 @@ def test_an_unreachable_receiver_is_retried_then_failed(store: Store) -> None:
     assert failed.last_error
     assert len(failed.last_error) <= 500
     dispatcher.close()
+
+
+def test_delivery_errors_never_show_the_url_path(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver URL may carry a token in its path or query: a failed delivery records
+    and logs only scheme://host/…, even when the HTTP client's error quotes the URL."""
+    caplog.set_level(logging.DEBUG, logger="mlops")
+    receiver = Receiver(fail_first=1_000)
+    raising = httpx.Client(
+        timeout=5.0,
+        trust_env=False,
+        event_hooks={"response": [lambda response: response.raise_for_status()]},
+    )
+    try:
+        WebhookManager(store).add(f"{receiver.url}/hooks/t0k3n-path?key=q5ecret")
+        emit(store)
+        clock = FakeClock()
+        for client in (None, raising):  # the dispatcher's own client, then one that raises
+            dispatcher = WebhookDispatcher(store, clock=clock, http_client=client)
+            assert dispatcher.dispatch_due() == 1
+            dispatcher.close()
+            clock.advance(3_600)
+        delivery = only_delivery(store)
+        assert delivery.attempts == 2
+        assert delivery.last_error is not None
+        assert delivery.last_error.startswith("HTTPStatusError: Server error '500")
+        assert f"{receiver.url}/…" in delivery.last_error
+        for secret in ("t0k3n-path", "q5ecret"):
+            assert secret not in delivery.last_error
+            assert secret not in caplog.text
+        assert "webhook delivery" in caplog.text
+    finally:
+        raising.close()
+        receiver.close()
 
 
 # -- the outbox -------------------------------------------------------------------------

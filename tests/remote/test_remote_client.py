@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 import mlops
 from live_server import LiveServer
 from mlops.api import api_routes
+from mlops.deployment import DeploymentManager
 from mlops.errors import (
     IntegrityError,
     InvalidInput,
@@ -24,8 +25,21 @@ from mlops.errors import (
     StorageError,
     Unauthenticated,
 )
+from mlops.governance import AccessControl, AuditLog
+from mlops.monitoring import ModelMonitor
+from mlops.monitoring.alerts import AlertManager
+from mlops.orchestration import PipelineOrchestrator
 from mlops.registry import ModelRegistry
-from mlops.remote import RemoteMLOps, RemoteRegistry, RemoteTracker
+from mlops.remote import (
+    RemoteDeploymentManager,
+    RemoteMLOps,
+    RemoteModelMonitor,
+    RemoteRegistry,
+    RemoteTracker,
+)
+from mlops.remote._alerts import RemoteAlertManager
+from mlops.remote._governance import RemoteAccessControl, RemoteAuditLog
+from mlops.remote._pipelines import RemotePipelines
 from mlops.serving._server import bind_socket
 from mlops.tracking import ExperimentTracker
 
@@ -104,7 +118,16 @@ def remote(flaky: tuple[Flaky, LiveServer], tmp_path: Path) -> Iterator[mlops.ML
 
 @pytest.mark.parametrize(
     ("embedded", "remote_class"),
-    [(ExperimentTracker, RemoteTracker), (ModelRegistry, RemoteRegistry)],
+    [
+        (ExperimentTracker, RemoteTracker),
+        (ModelRegistry, RemoteRegistry),
+        (PipelineOrchestrator, RemotePipelines),
+        (AuditLog, RemoteAuditLog),
+        (AccessControl, RemoteAccessControl),
+        (DeploymentManager, RemoteDeploymentManager),
+        (ModelMonitor, RemoteModelMonitor),
+        (AlertManager, RemoteAlertManager),
+    ],
 )
 def test_every_public_method_has_a_remote_implementation(
     embedded: type, remote_class: type
@@ -123,7 +146,7 @@ def test_connect_returns_the_remote_facades(remote: mlops.MLOps) -> None:
     assert isinstance(remote, mlops.MLOps)
     assert isinstance(remote.tracking, RemoteTracker)
     assert isinstance(remote.registry, RemoteRegistry)
-    for facade in ("deployments", "monitor", "audit", "access", "store", "pipelines"):
+    for facade in ("store", "artifacts"):
         with pytest.raises(InvalidInput, match="not available through a remote connection"):
             getattr(remote, facade).anything()
 

@@ -200,6 +200,9 @@ class ExecutionOut(BaseModel):
     duration_ms: int | None
     steps: list[StepOut] = Field(description="The steps of the latest attempt.")
     log: list[LogLineOut]
+    worker: str | None = Field(
+        default=None, description="The worker running (or last to run) the execution."
+    )
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionOut:
@@ -224,6 +227,7 @@ class ExecutionOut(BaseModel):
             duration_ms=execution.duration_ms,
             steps=StepOut.steps_of(execution),
             log=[LogLineOut.of(line) for line in execution.log],
+            worker=execution.worker,
         )
 
 

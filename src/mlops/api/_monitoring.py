@@ -236,8 +236,8 @@ def list_rules(
 
 
 @router.post("/alerts/rules", dependencies=ALERTS, status_code=201, summary="Create a rule")
-def create_rule(body: RuleIn, ml: ML) -> RuleOut:
-    return RuleOut.of(ml.monitor.alerts.create_rule(body.rule(body.name)))
+def create_rule(body: RuleIn, ml: ML, who: Actor) -> RuleOut:
+    return RuleOut.of(ml.monitor.alerts.create_rule(body.rule(body.name), actor=who))
 
 
 @router.get("/alerts/rules/{rule}", dependencies=ALERTS, summary="Get a rule")
@@ -250,8 +250,8 @@ def get_rule(rule: RuleName, ml: ML) -> RuleOut:
     dependencies=ALERTS,
     summary="Replace a rule's definition (disabling it ends its alerts)",
 )
-def replace_rule(rule: RuleName, body: RuleSpec, ml: ML) -> RuleOut:
-    return RuleOut.of(ml.monitor.alerts.update_rule(rule, **body.changes()))
+def replace_rule(rule: RuleName, body: RuleSpec, ml: ML, who: Actor) -> RuleOut:
+    return RuleOut.of(ml.monitor.alerts.update_rule(rule, actor=who, **body.changes()))
 
 
 @router.delete(
@@ -261,8 +261,8 @@ def replace_rule(rule: RuleName, body: RuleSpec, ml: ML) -> RuleOut:
     response_class=Response,
     summary="Delete a rule (its active alerts end)",
 )
-def delete_rule(rule: RuleName, ml: ML) -> None:
-    ml.monitor.alerts.delete_rule(rule)
+def delete_rule(rule: RuleName, ml: ML, who: Actor) -> None:
+    ml.monitor.alerts.delete_rule(rule, actor=who)
 
 
 # -- silences and channels --------------------------------------------------------------
@@ -319,8 +319,8 @@ def create_silence(body: SilenceIn, ml: ML, who: Actor) -> SilenceOut:
     response_class=Response,
     summary="End a silence now (what it held back is notified)",
 )
-def expire_silence(silence_id: Annotated[int, Path(ge=1)], ml: ML) -> None:
-    ml.monitor.alerts.expire_silence(_id("silence", silence_id))
+def expire_silence(silence_id: Annotated[int, Path(ge=1)], ml: ML, who: Actor) -> None:
+    ml.monitor.alerts.expire_silence(_id("silence", silence_id), actor=who)
 
 
 @router.get(

@@ -366,6 +366,14 @@ class TrafficOut(BaseModel):
     sticky_header: str | None
     sticky_field: str | None
     rolling: RollingOut | None = Field(description="A rolling rollout's worker split.")
+    batching: dict[str, Any] | None = Field(
+        default=None, description="max_batch_size and max_latency_ms, when the endpoint batches."
+    )
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        description="What the strategy keeps for the serving pool (blue-green's keep-old "
+        "delay, a rolling rollout's split).",
+    )
 
 
 class DeploymentOut(BaseModel):
@@ -416,6 +424,8 @@ class DeploymentOut(BaseModel):
                 rolling=None
                 if rolling is None
                 else RollingOut(old=rolling[0], new=rolling[1], workers_on_new=rolling[2]),
+                batching=None if routes.batching is None else plain(dict(routes.batching)),
+                extra=plain(dict(routes.extra)),
             )
         return cls(
             id=deployment.id,
@@ -582,6 +592,10 @@ class EstimatedOut(BaseModel):
     classes: int
     calibrated: bool
     metrics: dict[str, Number | None]
+    confusion: list[list[Number]] = Field(
+        default_factory=list,
+        description="confusion[t][p]: the expected count of rows of class t predicted as p.",
+    )
 
 
 class GroupOut(BaseModel):
@@ -631,6 +645,7 @@ class GroupOut(BaseModel):
                 classes=estimated.classes,
                 calibrated=estimated.calibrated,
                 metrics={k: _optional(v) for k, v in estimated.metrics.items()},
+                confusion=[[number(value) for value in row] for row in estimated.confusion],
             ),
             degradation={k: DegradationOut.of(v) for k, v in group.degradation.items()},
         )
@@ -717,6 +732,10 @@ class MultivariateOut(BaseModel):
     reference_rows: int
     current_rows: int
     message: str
+    chunk_rows: int = Field(default=0, description="Rows per reference chunk.")
+    chunk_errors: list[Number] = Field(
+        default_factory=list, description="The reference chunks' reconstruction errors."
+    )
 
     @classmethod
     def of(cls, found: MultivariateDrift) -> MultivariateOut:
@@ -733,6 +752,8 @@ class MultivariateOut(BaseModel):
             reference_rows=found.reference_rows,
             current_rows=found.current_rows,
             message=found.message,
+            chunk_rows=found.chunk_rows,
+            chunk_errors=[number(value) for value in found.chunk_errors],
         )
 
 

@@ -29,7 +29,7 @@ from mlops.api._admin_schemas import (
     PipelineOut,
     PipelineStatus,
 )
-from mlops.api._deps import ML, require
+from mlops.api._deps import ML, Actor, require
 from mlops.api._pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_token, fingerprint, page
 from mlops.errors import NotFound
 from mlops.orchestration import Execution
@@ -86,9 +86,9 @@ def get_pipeline(name: Name, ml: ML) -> PipelineOut:
     status_code=202,
     summary="Queue an execution now (the server's workers run it)",
 )
-def execute(name: Name, ml: ML, body: ExecuteIn | None = None) -> ExecutionOut:
+def execute(name: Name, ml: ML, who: Actor, body: ExecuteIn | None = None) -> ExecutionOut:
     given = body or ExecuteIn()
-    execution = ml.pipelines.trigger(_name(name), given.params, reason=given.reason)
+    execution = ml.pipelines.trigger(_name(name), given.params, reason=given.reason, actor=who)
     return ExecutionOut.of(execution)
 
 
@@ -151,9 +151,11 @@ def get_execution(execution_id: ExecutionId, ml: ML) -> ExecutionOut:
     dependencies=RUN,
     summary="Cancel an execution (a running one stops before its next step)",
 )
-def cancel(execution_id: ExecutionId, ml: ML, body: CancelIn | None = None) -> ExecutionOut:
+def cancel(
+    execution_id: ExecutionId, ml: ML, who: Actor, body: CancelIn | None = None
+) -> ExecutionOut:
     reason = None if body is None else body.reason
-    return ExecutionOut.of(ml.pipelines.cancel(execution_id, reason=reason))
+    return ExecutionOut.of(ml.pipelines.cancel(execution_id, reason=reason, actor=who))
 
 
 @router.post(
@@ -161,8 +163,8 @@ def cancel(execution_id: ExecutionId, ml: ML, body: CancelIn | None = None) -> E
     dependencies=WRITE,
     summary="Stop firing the schedule and triggers (executing by hand still works)",
 )
-def pause(name: Name, ml: ML) -> PipelineOut:
-    return PipelineOut.of(ml.pipelines.pause(_name(name)))
+def pause(name: Name, ml: ML, who: Actor) -> PipelineOut:
+    return PipelineOut.of(ml.pipelines.pause(_name(name), actor=who))
 
 
 @router.post(
@@ -170,8 +172,8 @@ def pause(name: Name, ml: ML) -> PipelineOut:
     dependencies=WRITE,
     summary="Fire the schedule and triggers again (events while paused are not replayed)",
 )
-def resume(name: Name, ml: ML) -> PipelineOut:
-    return PipelineOut.of(ml.pipelines.resume(_name(name)))
+def resume(name: Name, ml: ML, who: Actor) -> PipelineOut:
+    return PipelineOut.of(ml.pipelines.resume(_name(name), actor=who))
 
 
 def _newest_first(

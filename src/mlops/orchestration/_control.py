@@ -19,6 +19,7 @@ from mlops.orchestration._executions import (
 from mlops.orchestration._schedules import first_due
 from mlops.orchestration._spec import RegisteredPipeline, check_spec, with_state
 from mlops.orchestration._triggers import reset_cursors, sync_triggers
+from mlops.registry._audited import audit
 from mlops.store import Store
 from mlops.store._schema import orchestrated_pipelines as _pipelines
 from mlops.store._schema import pipeline_executions as _executions
@@ -27,7 +28,9 @@ __all__ = [
     "HINT",
     "cancel_execution",
     "definition_from_row",
+    "execution_target",
     "not_found",
+    "pipeline_target",
     "save_definition",
     "set_paused",
     "unregister_pipeline",
@@ -35,6 +38,16 @@ __all__ = [
 
 HINT = "see the registered pipelines with `mlops pipeline list` or ml.pipelines.list()"
 _PENDING = (ExecutionState.SCHEDULED, ExecutionState.QUEUED, ExecutionState.RETRYING)
+
+
+def pipeline_target(name: str) -> str:
+    """A pipeline as the audit log names it."""
+    return f"pipelines/{name}"
+
+
+def execution_target(pipeline: str, execution_id: int) -> str:
+    """An execution as the audit log names it."""
+    return f"pipelines/{pipeline}/executions/{execution_id}"
 
 
 def not_found(name: str) -> NotFound:
@@ -111,7 +124,9 @@ def unregister_pipeline(store: Store, name: str, now: int) -> None:
         connection.execute(_pipelines.delete().where(_pipelines.c.name == name))
 
 
-def set_paused(store: Store, name: str, paused: bool, now: int) -> None:
+def set_paused(store: Store, name: str, paused: bool, now: int, actor: str | None) -> None:
+    """Pause or resume, audited as ``actor``; nothing changes (nor is audited) when the
+    pipeline is already so."""
     with store.write() as connection:
         row = lock_pipeline(store, connection, name)
         if row is None:
@@ -125,12 +140,26 @@ def set_paused(store: Store, name: str, paused: bool, now: int) -> None:
         )
         if not paused:
             reset_cursors(connection, int(row.id))
+        audit(
+            connection,
+            "pipeline.paused" if paused else "pipeline.resumed",
+            pipeline_target(name),
+            actor=actor,
+            before={"paused": not paused},
+            after={"paused": paused},
+        )
 
 
 def cancel_execution(
-    store: Store, execution_id: int, pipeline: str, reason: str | None, now: int
+    store: Store,
+    execution_id: int,
+    pipeline: str,
+    reason: str | None,
+    now: int,
+    actor: str | None,
 ) -> None:
-    """Cancel at once unless running (then ask it to stop); Conflict once it has ended."""
+    """Cancel at once unless running (then ask it to stop), audited as ``actor``;
+    Conflict once it has ended."""
     with store.write() as connection:
         definition = lock_pipeline(store, connection, pipeline)
         query = sa.select(_executions).where(_executions.c.id == execution_id)
@@ -141,7 +170,7 @@ def cancel_execution(
                 f"execution {execution_id} of pipeline {row.pipeline!r} already "
                 f"{state.value.replace('_', ' ')}; there is nothing to cancel"
             )
-        text = "cancelled" + (f": {reason}" if reason else "")
+        text = "cancelled" + (f" by {actor}" if actor else "") + (f": {reason}" if reason else "")
         values: dict[str, Any]
         if state is ExecutionState.RUNNING:
             line = LogLine(at=now, state="cancel_requested", message=text)
@@ -162,3 +191,14 @@ def cancel_execution(
         if definition is not None and state is not ExecutionState.RUNNING:
             spec = check_spec(json.loads(definition.spec))
             promote_waiting(connection, pipeline, spec.max_active, now)
+        after: dict[str, Any] = {"state": values.get("state", state.value), "reason": reason}
+        if state is ExecutionState.RUNNING:
+            after["cancel_requested"] = True
+        audit(
+            connection,
+            "pipeline.execution_cancelled",
+            execution_target(row.pipeline, execution_id),
+            actor=actor,
+            before={"state": state.value},
+            after=after,
+        )

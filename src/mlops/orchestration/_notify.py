@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from mlops.errors import InvalidInput
 from mlops.monitoring.alerts import Alert, AlertState, Notification, notifier_from_params
+from mlops.monitoring.alerts._channels import failure_text
 from mlops.monitoring.alerts._dispatch import channel_configs
 from mlops.orchestration._executions import Execution, ExecutionState, LogLine
 from mlops.orchestration._spec import Notify
@@ -87,7 +88,7 @@ def _send(
             params = {**params, "timeout": _HTTP_TIMEOUT}
         notifier_from_params(kind, params).send(notification)
     except Exception as error:  # a failing channel must never fail the execution
-        text = f"{type(error).__name__}: {error}"[:_ERROR_MAX]
+        text = failure_text(error, params, _ERROR_MAX)
         _log.warning("pipeline notification to channel %r failed: %s", channel, text)
         return text
     return None

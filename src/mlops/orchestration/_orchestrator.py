@@ -19,6 +19,7 @@ from mlops.errors import Conflict, InvalidInput, NotFound
 from mlops.orchestration._control import (
     cancel_execution,
     definition_from_row,
+    execution_target,
     not_found,
     save_definition,
     set_paused,
@@ -45,6 +46,7 @@ from mlops.orchestration._spec import (
 from mlops.orchestration._triggers import poll_triggers
 from mlops.orchestration._worker import claim_next, conclude, reap, run_claim
 from mlops.pipelines import Pipeline
+from mlops.registry._audited import audit
 from mlops.store._schema import orchestrated_pipelines as _pipelines
 from mlops.store._schema import pipeline_executions as _executions
 
@@ -202,17 +204,20 @@ class PipelineOrchestrator:
         ones are asked to stop; the history of its executions stays."""
         unregister_pipeline(self._store, name, self._now())
 
-    def pause(self, name: str) -> RegisteredPipeline:
-        """Stop firing the schedule and triggers (manual triggers still run)."""
-        return self._set_paused(name, True)
+    def pause(self, name: str, *, actor: str | None = None) -> RegisteredPipeline:
+        """Stop firing the schedule and triggers (manual triggers still run).
 
-    def resume(self, name: str) -> RegisteredPipeline:
+        ``actor`` is who the audit log records (default: the connection's user).
+        """
+        return self._set_paused(name, True, actor)
+
+    def resume(self, name: str, *, actor: str | None = None) -> RegisteredPipeline:
         """Fire again: a missed due time fires as after downtime (see ``catchup``); events
-        recorded while paused are not replayed."""
-        return self._set_paused(name, False)
+        recorded while paused are not replayed. ``actor`` as for ``pause``."""
+        return self._set_paused(name, False, actor)
 
-    def _set_paused(self, name: str, paused: bool) -> RegisteredPipeline:
-        set_paused(self._store, name, paused, self._now())
+    def _set_paused(self, name: str, paused: bool, actor: str | None) -> RegisteredPipeline:
+        set_paused(self._store, name, paused, self._now(), actor or self._actor)
         return self.get(name)
 
     # -- executions ---------------------------------------------------------------------
@@ -224,11 +229,14 @@ class PipelineOrchestrator:
         *,
         reason: str | None = None,
         source: str = "manual",
+        actor: str | None = None,
     ) -> Execution:
         """Queue an execution now (it waits as ``scheduled`` if ``max_active`` are active).
 
         ``params`` override the registered ones for this execution. ``source="webhook"``
         (an outside system asking) needs a ``Trigger.webhook()`` among the triggers.
+        ``actor`` is who the execution and the audit log record (default: the
+        connection's user).
         """
         if source not in ("manual", Trigger.WEBHOOK):
             raise InvalidInput(f"source must be 'manual' or 'webhook'; got {source!r}")
@@ -245,7 +253,8 @@ class PipelineOrchestrator:
         overrides = check_params(params)
         self._check_params(definition, overrides)
         now = self._now()
-        detail = {"reason": reason, "actor": self._actor}
+        who = actor or self._actor
+        detail = {"reason": reason, "actor": who}
         with self._store.write() as connection:
             row = lock_pipeline(self._store, connection, name)
             if row is None:
@@ -260,17 +269,32 @@ class PipelineOrchestrator:
                 detail=detail,
                 params={**spec.params, **overrides},
                 now=now,
-                actor=self._actor,
+                actor=who,
                 coalesce=False,
             )
-        assert admitted is not None  # no scheduled_for: nothing to conflict with
+            assert admitted is not None  # no scheduled_for: nothing to conflict with
+            audit(
+                connection,
+                "pipeline.triggered",
+                execution_target(name, admitted[0]),
+                actor=who,
+                after={"trigger": source, "reason": reason, "params": overrides},
+            )
         return self.execution(admitted[0])
 
-    def cancel(self, execution_id: int, *, reason: str | None = None) -> Execution:
+    def cancel(
+        self, execution_id: int, *, reason: str | None = None, actor: str | None = None
+    ) -> Execution:
         """Cancel an execution: at once if it waits, is queued or is retrying; a running
-        one stops before its next step starts. Conflict if it has already ended."""
+        one stops before its next step starts. Conflict if it has already ended.
+
+        ``actor`` is who the execution's log and the audit log record (default: the
+        connection's user).
+        """
         current = self.execution(execution_id)
-        cancel_execution(self._store, execution_id, current.pipeline, reason, self._now())
+        cancel_execution(
+            self._store, execution_id, current.pipeline, reason, self._now(), actor or self._actor
+        )
         return self.execution(execution_id)
 
     def execution(self, execution_id: int) -> Execution:

@@ -43,6 +43,8 @@ __all__ = [
     "WebhookDispatcher",
     "WebhookManager",
     "record_event",
+    "redact_url",
+    "url_origin",
     "webhook_signature",
 ]
 
@@ -113,6 +115,43 @@ def webhook_signature(secret: str, body: bytes) -> str:
     """The ``X-MLOps-Signature`` value: ``sha256=`` and the hex HMAC-SHA256 of ``body``."""
     digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
     return f"sha256={digest}"
+
+
+def url_origin(url: str) -> str:
+    """``scheme://host[:port]/…``: where ``url`` goes, without its path, query and
+    credentials, which may be secrets (a Slack webhook URL is one)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<a URL that does not parse>"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}{'' if port is None else f':{port}'}/…"
+
+
+def redact_url(text: str, url: str) -> str:
+    """``text`` (an error message, say) with ``url`` reduced to ``url_origin(url)``, as
+    written or as an HTTP client normalized it, and with its path and query removed
+    wherever they appear on their own."""
+    origin = url_origin(url)
+    forms = {url, url.rstrip("/")}
+    try:
+        normalized = httpx.URL(url)
+        forms.add(str(normalized))
+        tail = normalized.raw_path.decode("ascii", "replace")
+    except (httpx.InvalidURL, TypeError, ValueError):
+        tail = ""
+    try:
+        parts = urlsplit(url)
+        forms.add(parts.path + (f"?{parts.query}" if parts.query else ""))
+    except ValueError:
+        pass
+    forms.add(tail)
+    for form in sorted((form for form in forms if len(form) > 1), key=len, reverse=True):
+        text = text.replace(form, origin if "://" in form else "/…")
+    return text
 
 
 def _check_text(what: str, value: object, limit: int) -> str:
@@ -479,7 +518,8 @@ class WebhookDispatcher:
             if not 200 <= status < 300:
                 error = f"HTTP {status} {response.reason_phrase}".strip()
         except Exception as exception:  # any failure to reach the receiver is a retry
-            error = f"{type(exception).__name__}: {exception}"
+            # The URL may carry a token in its path or query: keep only where it goes.
+            error = redact_url(f"{type(exception).__name__}: {exception}", delivery.url)
         self._record(delivery, status, error)
 
     def _record(self, delivery: _Claimed, status: int | None, error: str | None) -> None:

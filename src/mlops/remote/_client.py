@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from mlops._client import MLOps
 from mlops.config import Settings
 from mlops.errors import InvalidInput
+from mlops.remote._governance import RemoteAccessControl, RemoteAuditLog
 from mlops.remote._http import ApiClient
+from mlops.remote._monitor import RemoteModelMonitor
+from mlops.remote._operations import RemoteDeploymentManager
+from mlops.remote._pipelines import RemotePipelines
 from mlops.remote._registry import RemoteRegistry
 from mlops.remote._tracking import RemoteTracker
 
@@ -20,7 +24,15 @@ if TYPE_CHECKING:
 __all__ = ["RemoteMLOps", "connect_remote"]
 
 #: The facades a remote connection offers; the rest are reached through the REST API.
-REMOTE_FACADES = ("tracking", "registry")
+REMOTE_FACADES = (
+    "tracking",
+    "registry",
+    "deployments",
+    "monitor",
+    "pipelines",
+    "audit",
+    "access",
+)
 
 
 class _Unavailable:
@@ -33,7 +45,7 @@ class _Unavailable:
     def __getattr__(self, attribute: str) -> NoReturn:
         raise InvalidInput(
             f"ml.{self._name} is not available through a remote connection (only "
-            f"{' and '.join(REMOTE_FACADES)} are); use the REST API (see {self._url}/api/docs) "
+            f"{', '.join(REMOTE_FACADES)} are); use the REST API (see {self._url}/api/docs) "
             "or connect to the server's database and artifact store directly"
         )
 
@@ -52,14 +64,19 @@ class RemoteMLOps(MLOps):
         self.url = api.url
         self.tracking = RemoteTracker(api, actor=settings.user)
         self.registry = RemoteRegistry(api, settings.home / "cache" / "models", actor=settings.user)
-        for name in ("store", "artifacts", "deployments", "monitor", "audit", "access"):
+        self.deployments = RemoteDeploymentManager(api, actor=settings.user)
+        self.monitor = RemoteModelMonitor(api, actor=settings.user)
+        self.audit = RemoteAuditLog(api)
+        self.access = RemoteAccessControl(api, actor=settings.user)
+        self._pipelines = RemotePipelines(api, actor=settings.user)
+        for name in ("store", "artifacts"):
             setattr(self, name, _Unavailable(name, api.url))
-        self._pipelines = None
 
     @property
     def pipelines(self) -> PipelineOrchestrator:
-        unavailable: Any = _Unavailable("pipelines", self.url)
-        return unavailable  # type: ignore[no-any-return]
+        """Registered pipelines of the server: trigger, follow, cancel, pause, resume."""
+        assert self._pipelines is not None
+        return self._pipelines
 
     def __repr__(self) -> str:
         return f"<RemoteMLOps {self.url}>"

@@ -21,6 +21,9 @@ from mlops.errors import Conflict, InvalidInput, MissingDependency, MLOpsError, 
 __all__ = ["Prepared", "Store", "normalize_database_url"]
 
 _SQLITE_BUSY_TIMEOUT_MS = 60_000
+# Statement parameters carry secrets (token hashes, webhook secrets): SQLAlchemy's error
+# messages and statement logs must show the SQL only.
+_HIDE_PARAMETERS = True
 
 
 def normalize_database_url(url: str) -> str:
@@ -90,7 +93,12 @@ class Store:
             ) from error
         # pre_ping: a pooled connection killed by a server restart is replaced, not failed.
         return sa.create_engine(
-            self.url, pool_size=8, max_overflow=8, pool_recycle=3600, pool_pre_ping=True
+            self.url,
+            pool_size=8,
+            max_overflow=8,
+            pool_recycle=3600,
+            pool_pre_ping=True,
+            hide_parameters=_HIDE_PARAMETERS,
         )
 
     def _create_sqlite_engine(self) -> Engine:
@@ -105,6 +113,7 @@ class Store:
             poolclass=sa.pool.QueuePool,
             pool_size=4,
             max_overflow=8,
+            hide_parameters=_HIDE_PARAMETERS,
         )
         synchronous = self._sqlite_synchronous
 

@@ -25,7 +25,7 @@ from mlops.errors import InvalidInput
 from mlops.monitoring.alerts._engine import AlertState
 from mlops.monitoring.alerts._message import Notification, sample_notification, utc_time
 from mlops.monitoring.alerts._rules import Severity
-from mlops.registry._webhooks import webhook_signature
+from mlops.registry._webhooks import redact_url, url_origin, webhook_signature
 
 __all__ = [
     "NOTIFIERS",
@@ -35,6 +35,7 @@ __all__ = [
     "SlackNotifier",
     "WebhookNotifier",
     "check_notifier",
+    "failure_text",
     "http_client",
     "masked_params",
     "notifier_from_params",
@@ -118,7 +119,23 @@ def _post(
             response = own.post(url, content=body, headers=dict(headers), timeout=timeout)
     else:
         response = client.post(url, content=body, headers=dict(headers), timeout=timeout)
-    response.raise_for_status()  # anything but 2xx, redirects included
+    if not response.is_success:  # anything but 2xx, redirects included
+        # Not raise_for_status(): its message quotes the URL, which may be the secret.
+        raise httpx.HTTPStatusError(
+            f"HTTP {response.status_code} {response.reason_phrase} from {url_origin(url)}".strip(),
+            request=response.request,
+            response=response,
+        )
+
+
+def failure_text(error: BaseException, params: Mapping[str, Any], limit: int) -> str:
+    """A failed send as "Type: message", at most ``limit`` characters, with the
+    channel's URL reduced to scheme://host/… (a Slack URL is a credential)."""
+    text = f"{type(error).__name__}: {error}"
+    url = params.get("url")
+    if isinstance(url, str) and url:
+        text = redact_url(text, url)
+    return text[:limit]
 
 
 class SlackNotifier:

@@ -33,6 +33,7 @@ from mlops.monitoring.alerts._channels import (
     Notifier,
     SlackNotifier,
     WebhookNotifier,
+    failure_text,
     http_client,
     notifier_from_params,
 )
@@ -175,7 +176,7 @@ class Dispatcher:
             else:
                 notifier.send(notification)
         except Exception as error:  # any failure is logged and retried, never raised
-            text = f"{type(error).__name__}: {error}"[:_ERROR_MAX]
+            text = failure_text(error, params, _ERROR_MAX)
             _log.warning("alert notification to channel %r failed: %s", notification.channel, text)
             return text
         return None

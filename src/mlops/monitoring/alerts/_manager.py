@@ -46,6 +46,7 @@ from mlops.monitoring.alerts._silences import (
     is_silenced,
     list_silences,
 )
+from mlops.registry._audited import audit
 from mlops.store import Store
 from mlops.store._schema import alert_channels, alert_rules, alerts
 
@@ -111,10 +112,14 @@ class AlertManager:
 
     # -- rules -------------------------------------------------------------------------
 
-    def create_rule(self, rule: AlertRule) -> AlertRule:
-        """Store a new rule; AlreadyExists if its name is taken."""
+    def create_rule(self, rule: AlertRule, *, actor: str | None = None) -> AlertRule:
+        """Store a new rule; AlreadyExists if its name is taken.
+
+        ``actor`` is who the rule and the audit log record (default: the manager's actor).
+        """
         if not isinstance(rule, AlertRule):
             raise InvalidInput(f"create_rule takes an AlertRule; got {type(rule).__name__}")
+        who = actor or self.actor
         now = self._now()
         try:
             with self._store.write() as connection:
@@ -127,19 +132,27 @@ class AlertManager:
                 connection.execute(
                     alert_rules.insert().values(
                         **self._rule_columns(rule),
-                        created_by=self.actor,
+                        created_by=who,
                         created_at=now,
                         updated_at=now,
                     )
+                )
+                audit(
+                    connection,
+                    "alert_rule.created",
+                    _rule_target(rule.name),
+                    actor=who,
+                    after=rule.get_params(),
                 )
         except Conflict as error:  # a concurrent create of the same name
             raise AlreadyExists(f"alert rule {rule.name!r} exists ({error})") from None
         return rule
 
-    def update_rule(self, name: str, /, **changes: Any) -> AlertRule:
+    def update_rule(self, name: str, /, *, actor: str | None = None, **changes: Any) -> AlertRule:
         """Change fields of a rule, e.g. ``update_rule("latency-p95", threshold=800)``.
 
-        Disabling a rule ends its active alerts (firing ones resolve).
+        Disabling a rule ends its active alerts (firing ones resolve). ``actor`` is who the
+        audit log records (default: the manager's actor).
         """
         if "name" in changes:
             raise InvalidInput("a rule cannot be renamed; create a new rule and delete this one")
@@ -158,15 +171,31 @@ class AlertManager:
             )
             if current.enabled and not updated.enabled:
                 end_alerts(self._store, connection, updated, now)
+            audit(
+                connection,
+                "alert_rule.updated",
+                _rule_target(name),
+                actor=actor or self.actor,
+                before=current.get_params(),
+                after=updated.get_params(),
+            )
         return updated
 
-    def delete_rule(self, name: str) -> None:
-        """Delete a rule; its active alerts end (no notification: their channels went with it)."""
+    def delete_rule(self, name: str, *, actor: str | None = None) -> None:
+        """Delete a rule; its active alerts end (no notification: their channels went with
+        it). ``actor`` is who the audit log records (default: the manager's actor)."""
         now = self._now()
         with self._store.write() as connection:
             rule = self._stored_rule(connection, name)
             end_alerts(self._store, connection, rule, now)
             connection.execute(alert_rules.delete().where(alert_rules.c.name == name))
+            audit(
+                connection,
+                "alert_rule.deleted",
+                _rule_target(name),
+                actor=actor or self.actor,
+                before=rule.get_params(),
+            )
 
     def get_rule(self, name: str) -> AlertRule:
         with self._store.read() as connection:
@@ -241,9 +270,11 @@ class AlertManager:
 
     # -- channels ----------------------------------------------------------------------
 
-    def create_channel(self, name: str, notifier: Notifier) -> Channel:
+    def create_channel(self, name: str, notifier: Notifier, *, actor: str | None = None) -> Channel:
         """Store a notifier under ``name``. A webhook without a secret gets a generated
-        one, handed out only here (``Channel.secret``): keep it to verify signatures."""
+        one, handed out only here (``Channel.secret``): keep it to verify signatures.
+        ``actor`` is who the channel and the audit log record (default: the manager's
+        actor); the audit log keeps the parameters without credentials."""
         check_name("channel", name)
         if not isinstance(notifier, Notifier):
             raise InvalidInput(
@@ -257,6 +288,7 @@ class AlertManager:
             notifier = notifier_from_params(
                 WebhookNotifier.kind, {**notifier.get_params(), "secret": secret}
             )
+        who = actor or self.actor
         now = self._now()
         try:
             with self._store.write() as connection:
@@ -272,16 +304,23 @@ class AlertManager:
                         name=name,
                         kind=notifier.kind,
                         config=json.dumps(notifier.get_params()),
-                        created_by=self.actor,
+                        created_by=who,
                         created_at=now,
                         updated_at=now,
                     )
                 )
                 channel_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
+                audit(
+                    connection,
+                    "alert_channel.created",
+                    _channel_target(name),
+                    actor=who,
+                    after={"kind": notifier.kind, "params": masked_params(notifier)},
+                )
         except Conflict as error:
             raise AlreadyExists(f"channel {name!r} exists ({error})") from None
         return Channel(
-            channel_id, name, notifier.kind, masked_params(notifier), self.actor, now, secret=secret
+            channel_id, name, notifier.kind, masked_params(notifier), who, now, secret=secret
         )
 
     def channels(self) -> builtins.list[Channel]:
@@ -298,15 +337,18 @@ class AlertManager:
             raise NotFound(f"there is no channel {name!r}; {_CHANNELS_HINT}")
         return self._channel(row)
 
-    def delete_channel(self, name: str, *, force: bool = False) -> None:
+    def delete_channel(self, name: str, *, force: bool = False, actor: str | None = None) -> None:
         """Remove a channel; Conflict if rules name it, unless ``force`` (which takes it
-        out of those rules)."""
+        out of those rules). ``actor`` is who the audit log records (default: the
+        manager's actor)."""
         now = self._now()
+        query = sa.select(alert_channels).where(alert_channels.c.name == name)
         with self._store.write() as connection:
+            stored = connection.execute(query).first()
             deleted = connection.execute(
                 alert_channels.delete().where(alert_channels.c.name == name)
             ).rowcount
-            if not deleted:
+            if stored is None or not deleted:
                 raise NotFound(f"there is no channel {name!r}; {_CHANNELS_HINT}")
             rows = connection.execute(sa.select(alert_rules.c.name, alert_rules.c.spec)).all()
             users = [row for row in rows if name in json.loads(row.spec).get("channels", [])]
@@ -325,6 +367,15 @@ class AlertManager:
                     .where(alert_rules.c.name == row.name)
                     .values(spec=json.dumps(spec, sort_keys=True), updated_at=now)
                 )
+            channel = self._channel(stored)
+            audit(
+                connection,
+                "alert_channel.deleted",
+                _channel_target(name),
+                actor=actor or self.actor,
+                before={"kind": channel.kind, "params": dict(channel.params)},
+                after={"removed_from_rules": sorted(row.name for row in users)} if users else None,
+            )
 
     @staticmethod
     def _channel(row: Any) -> Channel:
@@ -374,9 +425,12 @@ class AlertManager:
         """Silences, newest first; ``state``: pending, active or expired (now)."""
         return list_silences(self._store, self._now(), state=state)
 
-    def expire_silence(self, silence_id: int) -> Silence:
-        """End a silence now; the next tick notifies what it was holding back."""
-        return expire_silence(self._store, silence_id, self._now())
+    def expire_silence(self, silence_id: int, *, actor: str | None = None) -> Silence:
+        """End a silence now; the next tick notifies what it was holding back.
+
+        ``actor`` is who the audit log records (default: the manager's actor).
+        """
+        return expire_silence(self._store, silence_id, self._now(), actor=actor or self.actor)
 
     # -- alerts ------------------------------------------------------------------------
 
@@ -482,6 +536,16 @@ class AlertManager:
         return list_notifications(
             self._store, channel=channel, status=status, kind=kind, limit=limit
         )
+
+
+def _rule_target(name: str) -> str:
+    """A rule as the audit log names it."""
+    return f"alert_rules/{name}"
+
+
+def _channel_target(name: str) -> str:
+    """A channel as the audit log names it."""
+    return f"alert_channels/{name}"
 
 
 def _epoch_ms(name: str, value: object) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlops.errors import InvalidInput, NotFound
+from mlops.registry._audited import audit
 from mlops.store import Store
 from mlops.store._schema import alert_silences
 
@@ -191,7 +192,15 @@ def create_silence(
             )
         )
         silence_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
-    return Silence(silence_id, matchers, starts_at, ends_at, comment, created_by, now_ms)
+        silence = Silence(silence_id, matchers, starts_at, ends_at, comment, created_by, now_ms)
+        audit(
+            connection,
+            "alert_silence.created",
+            _target(silence_id),
+            actor=created_by,
+            after=_audited(silence),
+        )
+    return silence
 
 
 def list_silences(
@@ -221,22 +230,45 @@ def active_silences(store: Store, now_ms: int) -> list[Silence]:
     return list_silences(store, now_ms, state=SilenceState.ACTIVE)
 
 
-def expire_silence(store: Store, silence_id: int, now_ms: int) -> Silence:
-    """End a silence now (an expired one stays as it was)."""
+def expire_silence(store: Store, silence_id: int, now_ms: int, *, actor: str | None) -> Silence:
+    """End a silence now, audited as ``actor`` (an expired one stays as it was)."""
+    query = sa.select(alert_silences).where(alert_silences.c.id == silence_id)
     with store.write() as connection:
-        connection.execute(
+        before = connection.execute(query if store.is_sqlite else query.with_for_update()).first()
+        if before is None:
+            raise NotFound(
+                f"there is no silence with id {silence_id!r}; see `mlops alerts silences --all`"
+            )
+        changed = connection.execute(
             alert_silences.update()
             .where(alert_silences.c.id == silence_id, alert_silences.c.ends_at > now_ms)
             .values(ends_at=now_ms)
-        )
-        row = connection.execute(
-            sa.select(alert_silences).where(alert_silences.c.id == silence_id)
-        ).first()
-    if row is None:
-        raise NotFound(
-            f"there is no silence with id {silence_id!r}; see `mlops alerts silences --all`"
-        )
+        ).rowcount
+        row = connection.execute(query).one()
+        if changed:
+            audit(
+                connection,
+                "alert_silence.expired",
+                _target(silence_id),
+                actor=actor,
+                before=_audited(_silence(before._mapping)),
+                after=_audited(_silence(row._mapping)),
+            )
     return _silence(row._mapping)
+
+
+def _target(silence_id: int) -> str:
+    """A silence as the audit log names it."""
+    return f"alert_silences/{silence_id}"
+
+
+def _audited(silence: Silence) -> dict[str, Any]:
+    return {
+        "matchers": [matcher.to_json() for matcher in silence.matchers],
+        "starts_at": silence.starts_at,
+        "ends_at": silence.ends_at,
+        "comment": silence.comment,
+    }
 
 
 def _silence(row: Any) -> Silence:
