@@ -16,8 +16,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Response
 
 from mlops.api._deps import ML, Actor, require
-from mlops.api._ops_schemas import (
-    MAX_DURATION_SECONDS,
+from mlops.api._monitoring_schemas import (
     AlertList,
     AlertOut,
     ChannelList,
@@ -37,6 +36,7 @@ from mlops.api._ops_schemas import (
     SilenceList,
     SilenceOut,
 )
+from mlops.api._ops_schemas import MAX_DURATION_SECONDS
 from mlops.api._pagination import DEFAULT_LIMIT, MAX_LIMIT, fingerprint, page
 from mlops.api._tracking_schemas import MAX_ID
 from mlops.errors import InvalidInput, NotFound
