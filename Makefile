@@ -18,7 +18,7 @@ run: $(STAMP)  ## set up, then run the end-to-end demo on the embedded default
 test: $(STAMP)  ## set up, then lint, type-check and run the whole test suite
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

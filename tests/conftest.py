@@ -96,3 +96,21 @@ def s3_server() -> Iterator[str]:
 def s3_bucket_url(s3_server: str) -> str:
     """Return a fresh, empty ``s3://bucket/<uuid>`` URL on the session's S3 server."""
     return f"s3://{BUCKET}/{uuid.uuid4().hex}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Modules that set ``SQLITE_ONLY = True`` run on SQLite alone: their subject does not
+    depend on the database (what does is covered on both by the contract suites); with
+    ``SQLITE_ONLY = "remote"`` only the cases whose parameters include "remote" do."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        ids = set(callspec.id.split("-")) if callspec is not None else set()
+        only = getattr(getattr(item, "module", None), "SQLITE_ONLY", None)
+        if "postgresql" in ids and (only is True or (isinstance(only, str) and only in ids)):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -295,3 +295,8 @@ def test_model_scopes_apply_to_deployments(strict: httpx.Client, ml: Any, model:
     )
     listed = strict.get("/deployments", headers=bearer(scoped)).json()
     assert deployed.id not in [d["id"] for d in listed["deployments"]]
+
+
+#: SQLite only (see tests/conftest.py): HTTP onto the facade; both stores are covered by the
+#: deployment suites and the API fuzz.
+SQLITE_ONLY = True

@@ -387,3 +387,8 @@ def test_other_roles_are_refused_every_admin_route(
     assert [t.status() for t in ml.access.list_tokens(user)] == ["active"]
     with pytest.raises(NotFound):
         ml.access.get_user("intruder")
+
+
+#: SQLite only (see tests/conftest.py): HTTP onto the facade; both stores are covered by the
+#: governance suites and the API fuzz.
+SQLITE_ONLY = True

@@ -417,3 +417,8 @@ def test_alert_changes_are_recorded_under_the_caller(
         )
     ]
     assert audited == [("alert_silence.created", "oncall"), ("alert_silence.expired", "oncall")]
+
+
+#: SQLite only (see tests/conftest.py): HTTP onto the facade; both stores are covered by the
+#: monitoring suites and the API fuzz.
+SQLITE_ONLY = True

@@ -281,3 +281,8 @@ def test_changes_are_recorded_under_the_caller(
     assert asked.json()["created_by"] == "ci-bot"
     [entry] = ml.audit.list(action="pipeline.triggered", actor="ci-bot", limit=1000)
     assert entry.target == f"pipelines/{name}/executions/{asked.json()['id']}"
+
+
+#: SQLite only (see tests/conftest.py): HTTP onto the facade; both stores are covered by the
+#: orchestration suites and the API fuzz.
+SQLITE_ONLY = True

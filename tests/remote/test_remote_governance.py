@@ -455,3 +455,8 @@ def test_roles_gate_pipelines(as_role: Any, ml: Any) -> None:
     with pytest.raises(PermissionDenied, match=r"pipelines\.write"):
         editor.pipelines.pause(name)
     assert editor.pipelines.cancel(queued.id).state is ExecutionState.CANCELLED
+
+
+#: SQLite only (see tests/conftest.py): compared with the embedded facades; both stores are
+#: covered by the governance and orchestration suites.
+SQLITE_ONLY = True

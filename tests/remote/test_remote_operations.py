@@ -478,3 +478,8 @@ def test_alerting_reads_and_writes_as_embedded(
     ):
         with pytest.raises(InvalidInput):
             call()
+
+
+#: SQLite only (see tests/conftest.py): compared with the embedded facades; both stores are
+#: covered by the deployment and monitoring suites.
+SQLITE_ONLY = True
