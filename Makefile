@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+BROWSER := $(VENV)/.browser
+
 .PHONY: run test lint bench clean
 
 $(STAMP): pyproject.toml
@@ -12,10 +14,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The dashboard tests drive Debian's chromium through Playwright (no downloaded browser).
+$(BROWSER): $(STAMP)
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+	@command -v chromium >/dev/null || { echo "install Debian's chromium (apt-get install chromium) for the dashboard tests" >&2; exit 1; }
+	touch $(BROWSER)
+
 run: $(STAMP)  ## set up, then run the end-to-end demo on the embedded default
 	$(BIN)/mlops demo
 
-test: $(STAMP)  ## set up, then lint, type-check and run the whole test suite
+test: $(STAMP) $(BROWSER)  ## set up, then lint, type-check and run the whole test suite
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest -q --durations=25

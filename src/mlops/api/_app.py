@@ -30,7 +30,14 @@ from mlops.api._errors import install_error_handlers
 from mlops.api._middleware import RequestContext
 from mlops.errors import InvalidInput
 
-__all__ = ["API_PREFIX", "DOCS_PATH", "ROUTER_MODULES", "api_routes", "create_api"]
+__all__ = [
+    "API_PREFIX",
+    "DOCS_PATH",
+    "ROUTER_MODULES",
+    "api_routes",
+    "create_api",
+    "policy_of",
+]
 
 API_PREFIX = "/api/v1"
 #: One router per domain, in the order the docs list them.
@@ -107,7 +114,7 @@ def create_api(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InvalidInput(f"{label} must be a positive number of bytes, got {value!r}")
-    policy = _policy_of(ml, auth)
+    policy = policy_of(ml, auth)
     app = FastAPI(
         title="mlops API",
         version="1",
@@ -135,7 +142,8 @@ def create_api(
     return app
 
 
-def _policy_of(ml: MLOps, auth: AuthPolicy | str | None) -> AuthPolicy:
+def policy_of(ml: MLOps, auth: AuthPolicy | str | None) -> AuthPolicy:
+    """The policy ``auth`` names, else the one ``ml``'s settings decide."""
     if auth is not None:
         return resolve_auth(auth, None)
     settings = ml.settings

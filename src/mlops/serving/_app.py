@@ -128,8 +128,11 @@ def create_serving_app(
     ]
     if api:
         from mlops.api import api_routes
+        from mlops.api._app import policy_of
+        from mlops.ui import ui_routes
 
         routes.extend(api_routes(ml))
+        routes.extend(ui_routes(ml, auth=policy_of(ml, None)))
     middleware = []
     if origins:
         middleware.append(
