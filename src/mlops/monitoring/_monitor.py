@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import sqlalchemy as sa
 
 from mlops.errors import InvalidInput, MLOpsError, NotFound
 from mlops.monitoring import _records
@@ -21,6 +22,7 @@ from mlops.monitoring.drift import DEFAULT_MIN_ROWS, DriftReport, detect_drift
 from mlops.registry import ModelRegistry, Stage
 from mlops.serving._endpoints import EndpointStore
 from mlops.store import Store
+from mlops.store._schema import prediction_log
 
 __all__ = ["PREDICTION_COLUMN", "ModelMonitor"]
 
@@ -50,6 +52,17 @@ class ModelMonitor:
     def close(self) -> None:
         """Close the connections kept for alert notifications."""
         self.alerts.close()
+
+    def endpoints(self, *, since: int | None = None) -> list[str]:
+        """The endpoints there is something to monitor on, sorted: every serving endpoint,
+        and every endpoint with predictions logged (at or after ``since``, epoch ms)."""
+        query = sa.select(prediction_log.c.endpoint).distinct()
+        if since is not None:
+            query = query.where(prediction_log.c.ts >= since)
+        with self._store.read() as connection:
+            logged = {str(row[0]) for row in connection.execute(query)}
+        served = {endpoint.name for endpoint in EndpointStore(self._store).list()}
+        return sorted(logged | served)
 
     # -- write side ----------------------------------------------------------------------
 

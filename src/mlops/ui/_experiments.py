@@ -75,9 +75,7 @@ def index(request: Request) -> Response:
 
 def _summary(ml: MLOps, experiment: Experiment) -> ExperimentRow:
     # The tracker has no per-experiment run count: count one capped page of runs.
-    found = ml.tracking.search_runs(
-        experiment.id, order_by=DEFAULT_ORDER, max_results=COUNT_CAP
-    )
+    found = ml.tracking.search_runs(experiment.id, order_by=DEFAULT_ORDER, max_results=COUNT_CAP)
     moments = [experiment.updated_at]
     moments += [run.end_time or run.start_time for run in found]
     return ExperimentRow(experiment, len(found), found.next_page_token is not None, max(moments))
@@ -302,9 +300,7 @@ def compare_page(request: Request) -> Response:
 def _labels(runs: Sequence[Run]) -> list[str]:
     """Run names, with an id prefix where two runs share a name."""
     names = [run.name for run in runs]
-    return [
-        f"{run.name} ({run.id[:6]})" if names.count(run.name) > 1 else run.name for run in runs
-    ]
+    return [f"{run.name} ({run.id[:6]})" if names.count(run.name) > 1 else run.name for run in runs]
 
 
 def _side_by_side(values: Sequence[Any]) -> list[CompareRow]:

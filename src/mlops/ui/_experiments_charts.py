@@ -67,6 +67,9 @@ def curves_figure(key: str, histories: Mapping[str, Sequence[Metric]]) -> Figure
             "title": {"text": key, "font": {"size": 13}},
             "xaxis": {"title": {"text": "step"}},
             "showlegend": len(data) > 1,
+            # Below the axis title: the default legend position overlaps it.
+            "legend": {"orientation": "h", "y": -0.32},
+            "margin": {"l": 56, "r": 16, "t": 36, "b": 84 if len(data) > 1 else 44},
         },
     }
 
@@ -74,9 +77,7 @@ def curves_figure(key: str, histories: Mapping[str, Sequence[Metric]]) -> Figure
 def scatter_figure(runs: Sequence[Run], param: str, metric: str) -> Figure:
     """Each run with both values as a point: ``param`` on x, ``metric`` on y."""
     chosen = [
-        run
-        for run in runs
-        if param in run.params and finite(run.metrics.get(metric)) is not None
+        run for run in runs if param in run.params and finite(run.metrics.get(metric)) is not None
     ]
     numeric = all(as_number(run.params[param]) is not None for run in chosen)
     xs: list[Any] = [
@@ -97,7 +98,10 @@ def scatter_figure(runs: Sequence[Run], param: str, metric: str) -> Figure:
         ],
         "layout": {
             "title": {"text": f"{metric} by {param}", "font": {"size": 13}},
-            "xaxis": {"title": {"text": f"params.{param}"}, "type": "linear" if numeric else "category"},
+            "xaxis": {
+                "title": {"text": f"params.{param}"},
+                "type": "linear" if numeric else "category",
+            },
             "yaxis": {"title": {"text": f"metrics.{metric}"}},
         },
     }

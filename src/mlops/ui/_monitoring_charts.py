@@ -4,6 +4,7 @@ histograms. Pure functions from reports to figure dicts (drawn by mlops.js)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -157,9 +158,7 @@ def quality_figure(
         for b in buckets
     ]
     if task == "classification" and any(value is not None for value in estimated):
-        traces.append(
-            _line("estimated accuracy (no labels)", x, estimated, line={"dash": "dot"})
-        )
+        traces.append(_line("estimated accuracy (no labels)", x, estimated, line={"dash": "dot"}))
     if not any(trace["name"] in names for trace in traces) and not any(
         value is not None for value in estimated
     ):
@@ -177,8 +176,8 @@ def histogram_figure(column: ColumnDrift) -> dict[str, Any] | None:
     current = [int(value) for value in histogram.get("current", [])]
     if histogram.get("kind") == "numeric":
         edges = [float(edge) for edge in histogram["edges"]]
-        x: list[Any] = [(low + high) / 2 for low, high in zip(edges, edges[1:], strict=False)]
-        width = [high - low for low, high in zip(edges, edges[1:], strict=False)]
+        x: list[Any] = [(low + high) / 2 for low, high in itertools.pairwise(edges)]
+        width = [high - low for low, high in itertools.pairwise(edges)]
     else:
         x = [str(value) for value in histogram.get("values", [])]
         width = None

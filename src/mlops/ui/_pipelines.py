@@ -57,7 +57,7 @@ def index(request: Request) -> Response:
     """Every registered pipeline: schedule, triggers, paused, latest execution, success rate."""
     ml = connection(request)
     paused = _paused_filter(request.query_params.get("paused"))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for pipeline in ml.pipelines.list(paused=paused):
         recent = ml.pipelines.executions(pipeline.name, limit=RECENT)
         rows.append(
@@ -69,7 +69,13 @@ def index(request: Request) -> Response:
                 "triggers": [trigger.describe() for trigger in pipeline.triggers],
             }
         )
-    context = {"rows": rows, "paused": paused, "recent": RECENT}
+    live = any(row["latest"] is not None and row["latest"].state in _WAITING for row in rows)
+    context = {
+        "rows": rows,
+        "paused": paused,
+        "recent": RECENT,
+        "refresh": REFRESH_SECONDS if live else None,
+    }
     return render(request, "pipelines/index.html", context, title="Pipelines")
 
 

@@ -265,11 +265,11 @@ def history_figure(executions: Sequence[Execution]) -> dict[str, Any]:
         trace["width"].append(width)
         trace["customdata"].append(execution.id)
     layout = {
-        "title": {"text": "Duration of recent executions", "font": {"size": 13}},
-        "xaxis": {"type": "date", "title": {"text": "started (UTC)"}},
+        "xaxis": {"type": "date", "title": {"text": "started (UTC)"}, "nticks": 6},
         "yaxis": {"title": {"text": "seconds"}, "rangemode": "tozero"},
         "barmode": "overlay",
         "showlegend": True,
+        "legend": {"orientation": "h", "x": 0, "y": 1.02, "yanchor": "bottom"},
     }
     return {"data": list(traces.values()), "layout": layout}
 
