@@ -170,7 +170,7 @@ def _metrics_figure(
     return {
         "data": traces,
         "layout": {
-            "title": {"text": "Metrics across versions"},
+            "margin": {"t": 12},
             "xaxis": {
                 "title": {"text": "version"},
                 "tickvals": numbers,
@@ -201,15 +201,19 @@ def _version_context(ml: MLOps, name: str, selector: str) -> dict[str, Any]:
         for d in ml.deployments.list()
         if d.model == name and d.candidate_version == version.number
     ]
+    history = list(reversed(registry.history(name)))
+    production = version if version.stage is Stage.PRODUCTION else None
+    restores = _replaced_version(history, production)
     return {
         "model": registry.get_model(name),
         "version": version,
+        "rollback_to": None if restores is None else registry.get_version(name, restores),
         "manifest": _manifest(ml, version),
         "verified": registry.verify_version(name, version.number) if version.signed_by else False,
         "lineage": lineage,
         "graph": lineage_graph(lineage, rollouts, stage=version.stage.value),
         "deployments": rollouts,
-        "transitions": [t for t in reversed(registry.history(name)) if t.version == version.number],
+        "transitions": [t for t in history if t.version == version.number],
         "promote_to": [stage.value for stage in PROMOTE_TO],
         "breadcrumbs": [
             ("Models", "/models"),
@@ -285,13 +289,16 @@ async def rollback(request: Request) -> Response:
     name = request.path_params["name"]
     actor = require(request, STAGE_PERMISSION, model=name)
     reason = (form.get("reason") or "").strip() or "rolled back from the dashboard"
+    back_to_version = form.get("back") == "version"
     try:
-        await run_in_threadpool(
+        restored = await run_in_threadpool(
             connection(request).registry.rollback, name, reason=reason, actor=actor
         )
     except Conflict as exc:
         return await _refused(request, name, None, str(exc))
-    return _redirect(request, _model_path(name), "rolled-back")
+    # From a version page, land on the version that serves again.
+    target = _model_path(name) + (f"/versions/{restored.number}" if back_to_version else "")
+    return _redirect(request, target, "rolled-back")
 
 
 async def decide(request: Request) -> Response:

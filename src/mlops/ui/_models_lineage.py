@@ -12,9 +12,9 @@ from mlops.deployment import Deployment
 
 __all__ = ["LineageGraph", "lineage_graph"]
 
-NODE_WIDTH = 190
+NODE_WIDTH = 200
 NODE_HEIGHT = 46
-COLUMN_GAP = 70
+COLUMN_GAP = 64
 ROW_GAP = 18
 PADDING = 12
 #: Most nodes drawn in one column; the rest are summed up in a last "+N more" node.
@@ -53,7 +53,7 @@ class LineageGraph:
 def lineage_graph(
     lineage: Mapping[str, Any], deployments: Sequence[Deployment], *, stage: str
 ) -> LineageGraph:
-    """Columns: datasets, the training run, parent versions, the version, its deployments.
+    """Columns: datasets, the training run (and parent version), the version, its deployments.
 
     ``lineage`` is ``ModelRegistry.lineage(...)``; ``deployments`` are those rolling out
     this version. Links are relative to the dashboard root (the template prefixes it).
@@ -115,7 +115,9 @@ def lineage_graph(
         )
         for d in deployments
     ]
-    for column in (datasets, runs, parents, version, rollouts):
+    # The run and the parent version both feed the version: one column, so no edge
+    # crosses a node.
+    for column in (datasets, runs + parents, version, rollouts):
         if column:
             columns.append(_capped(column))
 
