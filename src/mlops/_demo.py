@@ -1,16 +1,22 @@
-"""An end-to-end demo: a seeded synthetic churn dataset, a small NumPy sweep, the registry.
+"""An end-to-end demo: a seeded synthetic churn dataset, a small NumPy sweep, the registry,
+a canary rollout on a real server, the training pipeline, drift, an alert and retraining.
 
 Logistic regression trained by full-batch gradient descent for a grid of learning rates
 and L2 strengths; each setting is a child run of one "sweep" run, with params, per-epoch
 losses, final validation scores, the learned weights and a JSON report. The best run's
-model is then registered (with lineage to its run and datasets), promoted through staging
-to production under a promotion policy, and loaded back by its URI to predict.
+model is registered as version 1 (with lineage to its run and datasets), promoted through
+staging to production under a promotion policy, and loaded back by its URI to predict. A
+"challenger" run tunes the winner's decision threshold for F1 and becomes version 2, in
+staging. With a server, v1 is deployed and v2 rolled out as a canary under live traffic
+(``_demo_rollout``); the pipeline and monitoring acts follow. Run again on the same store,
+the demo trains anew but registers and rolls out nothing twice.
 """
 
 from __future__ import annotations
 
 import itertools
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,13 +34,26 @@ from rich.progress import (
 )
 
 from mlops._client import MLOps
-from mlops._demo_monitoring import DEMO_DRIFT_RULE, MonitoringDemo, run_monitoring_demo
+from mlops._demo_monitoring import (
+    DEMO_DRIFT_RULE,
+    DEMO_ENDPOINT,
+    MonitoringDemo,
+    run_monitoring_demo,
+)
 from mlops._demo_pipelines import PipelineDemo, retrain_on_alerts, run_training_pipeline
+from mlops._demo_rollout import DemoServer, RolloutDemo, run_rollout_demo
 from mlops.models import PythonModel
 from mlops.registry import ModelVersion, PromotionPolicy
 from mlops.tracking import ActiveRun, Run, dataset_from_data
 
-__all__ = ["DEMO_EXPERIMENT", "DEMO_MODEL", "MAX_DEMO_RUNS", "ChurnLogit", "DemoResult", "run_demo"]
+__all__ = [
+    "DEMO_EXPERIMENT",
+    "DEMO_MODEL",
+    "MAX_DEMO_RUNS",
+    "ChurnLogit",
+    "DemoResult",
+    "run_demo",
+]
 
 DEMO_EXPERIMENT = "demo-churn"
 DEMO_MODEL = "churn-demo"
@@ -55,6 +74,9 @@ _SEED = 7
 _SAMPLES = 1500
 _EPOCHS = 40
 _VALIDATION_FRACTION = 0.25
+_THRESHOLDS = np.round(np.arange(0.30, 0.701, 0.02), 2)
+#: Which version is which, in the versions' metadata, so a second demo finds them.
+_ROLE = "demo_role"
 
 Array = NDArray[np.float64]
 
@@ -66,8 +88,10 @@ class DemoResult:
     experiment_name: str
     sweep_run_id: str
     ranked_runs: list[Run]
-    model_version: ModelVersion
+    model_version: ModelVersion  # v1, the sweep's winner
+    challenger: ModelVersion  # v2, the winner with a tuned decision threshold
     sample_predictions: list[int]
+    rollout: RolloutDemo | None  # None without a server
     monitoring: MonitoringDemo
     pipeline: PipelineDemo | None  # None without the training extra
 
@@ -75,15 +99,16 @@ class DemoResult:
 class ChurnLogit(PythonModel):
     """The demo's model as a registry package: weights and bias of a logistic regression."""
 
-    def __init__(self, weights: Array, bias: float) -> None:
+    def __init__(self, weights: Array, bias: float, threshold: float = 0.5) -> None:
         self.weights = weights
         self.bias = bias
+        self.threshold = threshold
 
     def predict(self, inputs: Any) -> Any:
         features = np.asarray(inputs, dtype=np.float64)
         probability = _sigmoid(features @ self.weights + self.bias)
         return {
-            "predictions": (probability >= 0.5).astype(int).tolist(),
+            "predictions": (probability >= self.threshold).astype(int).tolist(),
             "probabilities": probability.tolist(),
         }
 
@@ -96,8 +121,17 @@ class _Split:
     y_val: Array
 
 
-def run_demo(ml: MLOps, console: Console, *, runs: int = 6) -> DemoResult:
-    """Train ``runs`` hyperparameter settings as child runs of one sweep; rank them."""
+def run_demo(
+    ml: MLOps,
+    console: Console,
+    *,
+    runs: int = 6,
+    server: DemoServer | None = None,
+    step_seconds: float = 4.0,
+) -> DemoResult:
+    """Train ``runs`` hyperparameter settings as child runs of one sweep, register the
+    winner and a challenger; with a ``server``, roll the challenger out as a canary
+    (``step_seconds`` per step); then the pipeline and monitoring acts."""
     if not 1 <= runs <= MAX_DEMO_RUNS:
         raise ValueError(f"runs must be from 1 to {MAX_DEMO_RUNS}, got {runs}")
     rng = np.random.default_rng(_SEED)
@@ -145,47 +179,152 @@ def run_demo(ml: MLOps, console: Console, *, runs: int = 6) -> DemoResult:
         f"attributes.parent_run_id = '{sweep.id}'",
         order_by=["metrics.val_f1 DESC", "metrics.val_loss ASC"],
     )
-    version, predictions = _register_best(ml, console, ranked[0], split)
+    best_model = _load_weights(ml, ranked[0].id)
+    challenger_run, challenger_model = _tune_threshold(
+        ml, experiment.id, ranked[0], best_model, split
+    )
+    version, challenger, predictions = _register(
+        ml, console, ranked[0], best_model, challenger_run, challenger_model, split
+    )
+    rollout = None
+    serving = version.number
+    if server is not None:
+        rollout = run_rollout_demo(
+            ml, console, server, DEMO_ENDPOINT, version, challenger, step_seconds=step_seconds
+        )
+        serving = rollout.serving_version
     pipeline = run_training_pipeline(ml, console, alert_rule=DEMO_DRIFT_RULE)
-    monitoring = run_monitoring_demo(ml, console, DEMO_MODEL, version.number)
+    monitoring = run_monitoring_demo(ml, console, DEMO_MODEL, serving)
     if pipeline is not None:
         retrain_on_alerts(ml, console)
     return DemoResult(
-        experiment.name, sweep.id, list(ranked), version, predictions, monitoring, pipeline
+        experiment.name,
+        sweep.id,
+        list(ranked),
+        version,
+        challenger,
+        predictions,
+        rollout,
+        monitoring,
+        pipeline,
     )
 
 
-def _register_best(
-    ml: MLOps, console: Console, best: Run, split: _Split
-) -> tuple[ModelVersion, list[int]]:
-    """Register the best run's weights, promote them to production, load them back."""
+def _load_weights(ml: MLOps, run_id: str) -> ChurnLogit:
     with tempfile.TemporaryDirectory(prefix="mlops-demo-") as scratch:
-        weights_file = ml.tracking.download_artifacts(best.id, "model/weights.npz", scratch)
+        weights_file = ml.tracking.download_artifacts(run_id, "model/weights.npz", scratch)
         with np.load(weights_file) as saved:
-            model = ChurnLogit(saved["weights"], float(saved["bias"]))
+            return ChurnLogit(saved["weights"], float(saved["bias"]))
+
+
+def _tune_threshold(
+    ml: MLOps, experiment_id: int, best: Run, model: ChurnLogit, split: _Split
+) -> tuple[Run, ChurnLogit]:
+    """The challenger: the winner's decision threshold chosen for F1 on the training data."""
+    train_probability = np.asarray(model.predict(split.x_train)["probabilities"])
+    val_probability = np.asarray(model.predict(split.x_val)["probabilities"])
+    with ml.tracking.start_run(
+        experiment_id, name="challenger", tags={"demo": "true", "base_run_id": best.id}
+    ) as run:
+        run.log_params(
+            {**best.params, "base_run": best.name or best.id, "tuned": "decision threshold"}
+        )
+        train_f1 = []
+        for step, threshold in enumerate(_THRESHOLDS):
+            predicted = (train_probability >= threshold).astype(np.float64)
+            f1 = _scores(predicted, split.y_train)["f1"]
+            train_f1.append(f1)
+            run.log_metrics({"threshold": float(threshold), "train_f1": f1}, step=step)
+        threshold = float(_THRESHOLDS[int(np.argmax(train_f1))])
+        predicted = (val_probability >= threshold).astype(np.float64)
+        scores = _scores(predicted, split.y_val)
+        run.log_param("threshold", threshold)
+        run.log_metrics({"val_accuracy": scores["accuracy"], "val_f1": scores["f1"]})
+        run.log_dict({"threshold": threshold, "validation": scores}, "report.json")
+    return ml.tracking.get_run(run.id), ChurnLogit(model.weights, model.bias, threshold)
+
+
+def _register(
+    ml: MLOps,
+    console: Console,
+    best: Run,
+    model: ChurnLogit,
+    challenger_run: Run,
+    challenger_model: ChurnLogit,
+    split: _Split,
+) -> tuple[ModelVersion, ModelVersion, list[int]]:
+    """Register v1 (production) and v2 (staging) unless an earlier demo did; load v1 back."""
     registry = ml.registry
-    version = registry.register_model(
+    found = _demo_versions(ml)
+    champion = found.get("champion")
+    if champion is None:
+        champion = _register_version(ml, "champion", best, model, split)
+        registry.set_policy(DEMO_MODEL, PromotionPolicy(thresholds={"f1": 0.5}))
+        registry.promote_to_stage(DEMO_MODEL, champion.number, "staging", reason="sweep winner")
+        registry.promote_to_stage(
+            DEMO_MODEL, champion.number, "production", reason="passed the f1 ≥ 0.5 policy"
+        )
+        console.print(
+            f"registered {champion.uri} (version {champion.number}, val_f1 "
+            f"{best.metrics['val_f1']:.3f}) and promoted it through staging to production"
+        )
+    challenger = found.get("challenger")
+    if challenger is None:
+        challenger = _register_version(ml, "challenger", challenger_run, challenger_model, split)
+        registry.promote_to_stage(
+            DEMO_MODEL, challenger.number, "staging", reason="challenger: tuned threshold"
+        )
+        console.print(
+            f"registered {challenger.uri} (version {challenger.number}, threshold "
+            f"{challenger_model.threshold:.2f}, val_f1 {challenger_run.metrics['val_f1']:.3f}) "
+            "in staging: the challenger"
+        )
+    if "champion" in found and "challenger" in found:
+        console.print(
+            f"{DEMO_MODEL} already has versions {champion.number} and {challenger.number} from "
+            "an earlier demo; the new runs are tracked, nothing is registered twice"
+        )
+    loaded = registry.load_model(DEMO_MODEL, champion.number)
+    predictions = [int(p) for p in loaded.predict(split.x_val[:5].tolist())["predictions"]]
+    console.print(f"models:/{DEMO_MODEL}/{champion.number} predicts {predictions} for 5 customers")
+    return (
+        registry.get_version(DEMO_MODEL, champion.number),
+        registry.get_version(DEMO_MODEL, challenger.number),
+        predictions,
+    )
+
+
+def _demo_versions(ml: MLOps) -> dict[str, ModelVersion]:
+    """The versions an earlier demo registered, by role."""
+    if DEMO_MODEL not in {model.name for model in ml.registry.list_models()}:
+        return {}
+    found: dict[str, ModelVersion] = {}
+    for version in ml.registry.list_versions(DEMO_MODEL):
+        role = version.metadata.get(_ROLE)
+        if isinstance(role, str) and role not in found:
+            found[role] = version
+    return found
+
+
+def _register_version(
+    ml: MLOps, role: str, run: Run, model: ChurnLogit, split: _Split
+) -> ModelVersion:
+    metrics: Mapping[str, float] = {
+        "f1": run.metrics["val_f1"],
+        "accuracy": run.metrics["val_accuracy"],
+        "threshold": model.threshold,
+    }
+    return ml.registry.register_model(
         DEMO_MODEL,
         model,
-        metrics={"f1": best.metrics["val_f1"], "accuracy": best.metrics["val_accuracy"]},
-        metadata={"features": list(_FEATURES), "trained_by": "mlops demo"},
+        metrics=dict(metrics),
+        metadata={"features": list(_FEATURES), "trained_by": "mlops demo", _ROLE: role},
         input_example=split.x_val[:5],
         reference_data=split.x_train,
-        run=best.id,
-        description=f"logistic regression from run {best.name}",
+        run=run.id,
+        description=f"logistic regression from run {run.name}"
+        + ("" if role == "champion" else f", decision threshold {model.threshold:.2f}"),
     )
-    registry.set_policy(DEMO_MODEL, PromotionPolicy(thresholds={"f1": 0.5}))
-    registry.promote_to_stage(DEMO_MODEL, version.number, "staging", reason="demo sweep winner")
-    registry.promote_to_stage(
-        DEMO_MODEL, version.number, "production", reason="passed the f1 ≥ 0.5 policy"
-    )
-    loaded = registry.load_model(f"models:/{DEMO_MODEL}/production")
-    predictions = [int(p) for p in loaded.predict(split.x_val[:5].tolist())["predictions"]]
-    console.print(
-        f"registered {version.uri} (version {version.number}), promoted to "
-        f"production; models:/{DEMO_MODEL}/production predicts {predictions} for 5 customers"
-    )
-    return registry.get_version(DEMO_MODEL, version.number), predictions
 
 
 def _make_dataset(rng: np.random.Generator) -> tuple[Array, Array]:

@@ -2,7 +2,9 @@
 
 The first hour looks like training data and the model does well; in the second, two
 features shift and the churn drivers change (concept drift), so accuracy falls. The
-performance report, the drift report (saved as HTML) and the alert rules all see it.
+performance report, the drift report (saved as HTML) and the alert rules all see it. The
+live traffic the rollout act sent over HTTP also falls in the last hour (without outcomes),
+so the drift it sees is somewhat diluted, and still plain.
 """
 
 from __future__ import annotations

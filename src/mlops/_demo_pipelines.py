@@ -25,7 +25,7 @@ __all__ = ["DEMO_PIPELINE", "PipelineDemo", "retrain_on_alerts", "run_training_p
 
 DEMO_PIPELINE = "churn-training"
 #: A lighter search than the sample's 20 trials x 5 folds, so the demo takes seconds.
-_TRIALS, _FOLDS = 8, 3
+_TRIALS, _FOLDS = 4, 3
 _SCHEDULE = "0 3 * * *"
 _TRAINING_MODULES = ("sklearn", "optuna", "pandas")
 

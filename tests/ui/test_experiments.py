@@ -188,6 +188,7 @@ def test_run_page_shows_params_curves_artifacts_and_lineage(
     assert page.get_attribute("#parent-link", "href").endswith(f"/runs/{seeded.parent_id}")
     assert f"{seeded.model} v1" in page.inner_text("#versions")
     href = page.locator("#artifacts-table a", has_text="report/summary.json").get_attribute("href")
+    assert href.startswith(f"/ui/runs/{seeded.child_ids[1]}/artifacts/")  # the cookie works
     screenshot(page, "experiments-run")
     download = httpx.get(ui_server.url + href)
     assert download.status_code == 200

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mlops._client import MLOps
+from mlops.api._artifacts import download_artifact
 from mlops.errors import FilterSyntaxError, InvalidInput, NotFound
 from mlops.tracking import Experiment, Run
 from mlops.ui._common import connection, render
@@ -41,7 +42,6 @@ MAX_METRIC_CHARTS = 24
 #: Runs one comparison takes at most.
 MAX_COMPARED = 20
 DEFAULT_ORDER = "attributes.start_time DESC"
-_API_PREFIX = "/api/v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +201,13 @@ def _grouped(runs: Sequence[Run]) -> list[RunRow]:
     return rows
 
 
+def artifact(request: Request) -> Response:
+    """An artifact's bytes, as the REST API sends them, for the signed-in browser (the
+    API itself takes Bearer tokens, not the dashboard's cookie)."""
+    params = request.path_params
+    return download_artifact(params["run_id"], params["path"], connection(request))
+
+
 def run_page(request: Request) -> Response:
     """One run: attributes, params, metrics and their curves, inputs, artifacts, models."""
     ml = connection(request)
@@ -223,9 +230,8 @@ def run_page(request: Request) -> Response:
         for key in sorted(run.metrics)[:MAX_METRIC_CHARTS]
     ]
     root = request.scope.get("root_path", "") or ""
-    api = root.removesuffix("/ui") + _API_PREFIX
     artifacts = [
-        (info, f"{api}/runs/{run.id}/artifacts/{quote(info.path)}")
+        (info, f"{root}/runs/{run.id}/artifacts/{quote(info.path)}")
         for info in ml.tracking.list_artifacts(run.id)
     ]
     context = {
@@ -324,4 +330,5 @@ routes: list[BaseRoute] = [
     ),
     Route("/runs/compare", compare_page, methods=["GET"], name="runs_compare"),
     Route("/runs/{run_id}", run_page, methods=["GET"], name="run"),
+    Route("/runs/{run_id}/artifacts/{path:path}", artifact, methods=["GET"], name="artifact"),
 ]
