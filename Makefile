@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-BROWSER := $(VENV)/.browser
+BROWSER := $(VENV)/.system-packages
 
 .PHONY: run test lint bench clean
 
@@ -14,12 +14,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The dashboard tests drive Debian's chromium through Playwright (no downloaded browser).
+# Debian packages the tests use: chromium (the dashboard tests drive it through Playwright;
+# no downloaded browser) and prometheus (its promtool checks the rendered alert rules).
 $(BROWSER): $(STAMP)
-	@command -v chromium >/dev/null || { \
+	@command -v chromium >/dev/null && command -v promtool >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    chromium prometheus; }
 	@command -v chromium >/dev/null || { echo "install Debian's chromium (apt-get install chromium) for the dashboard tests" >&2; exit 1; }
 	touch $(BROWSER)
 
@@ -29,7 +31,7 @@ run: $(STAMP)  ## set up, then run the end-to-end demo on the embedded default
 test: $(STAMP) $(BROWSER)  ## set up, then lint, type-check and run the whole test suite
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/pytest -q --durations=25
+	$(BIN)/pytest -q -n 2 --dist loadfile --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

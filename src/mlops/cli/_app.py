@@ -19,6 +19,7 @@ from mlops.cli._demo import demo
 from mlops.cli._deployments import deploy, deployments_app, predict
 from mlops.cli._endpoints import endpoints_app
 from mlops.cli._experiments import experiments_app
+from mlops.cli._k8s import k8s_app
 from mlops.cli._keys import keys_app
 from mlops.cli._models import models_app
 from mlops.cli._monitor import monitor_app
@@ -62,6 +63,7 @@ app.add_typer(pipelines_app, name="pipeline")
 app.add_typer(audit_app, name="audit")
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(k8s_app, name="k8s")
 app.command("deploy")(deploy)
 app.command("predict")(predict)
 app.command("server")(server)

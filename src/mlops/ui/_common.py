@@ -94,7 +94,7 @@ def templates() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(
-        time=format_time,
+        time=_time_element,
         duration=format_duration,
         number=format_number,
         ms=format_ms,
@@ -178,6 +178,14 @@ def format_time(ms: int | float | None) -> str:
         return "—"
     moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _time_element(ms: int | float | None) -> Markup:
+    """``format_time`` in a ``<time>`` element that does not wrap inside a table cell."""
+    if ms is None:
+        return Markup("—")
+    iso = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).isoformat()
+    return Markup('<time class="ts" datetime="{}">{}</time>').format(iso, format_time(ms))
 
 
 def format_duration(ms: int | float | None) -> str:
