@@ -29,7 +29,8 @@ def _pages(api: httpx.Client) -> list[tuple[str, str, int]]:
     experiments = api.get("/experiments").json()["experiments"]
     demo = next((e for e in experiments if e["name"] == "demo-churn"), None)
     if demo is not None:
-        pages.append(("experiment", f"/ui/experiments/{demo['id']}", 2))
+        chosen = "?x=learning_rate&y=val_f1"  # the sweep's knob against its score
+        pages.append(("experiment", f"/ui/experiments/{demo['id']}{chosen}", 2))
         runs = api.post(
             "/runs/search",
             json={

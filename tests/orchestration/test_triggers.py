@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from typing import Any
 
 import pytest
@@ -68,23 +70,25 @@ def test_a_firing_alert_triggers_a_retraining_pipeline(
 def test_a_new_model_version_triggers_and_several_coalesce_into_one_execution(
     ml: mlops.MLOps, orchestrator: PipelineOrchestrator
 ) -> None:
-    ml.registry.register_model("churn", flows.Doubler(), flavor="python")  # before: not replayed
-    orchestrator.register("evaluate", HELLO, triggers=[Trigger.model_registered("churn")])
+    # A fresh name: the session's PostgreSQL database keeps other modules' models.
+    churn = f"churn-{uuid.uuid4().hex[:8]}"
+    ml.registry.register_model(churn, flows.Doubler(), flavor="python")  # before: not replayed
+    orchestrator.register("evaluate", HELLO, triggers=[Trigger.model_registered(churn)])
     orchestrator.register("any-model", HELLO, triggers=[Trigger.model_registered()])
     assert orchestrator.tick() == []
 
     ml.registry.register_model("fraud", flows.Doubler(), flavor="python")
     for _ in range(3):
-        ml.registry.register_model("churn", flows.Doubler(), flavor="python")
+        ml.registry.register_model(churn, flows.Doubler(), flavor="python")
     fired = {execution.pipeline: execution for execution in orchestrator.tick()}
     assert set(fired) == {"evaluate", "any-model"}
     evaluate = fired["evaluate"]
     assert evaluate.trigger == "model_registered"
     assert evaluate.trigger_detail["count"] == 3
     assert [(e["model"], e["version"]) for e in _events(evaluate)] == [
-        ("churn", 2),
-        ("churn", 3),
-        ("churn", 4),
+        (churn, 2),
+        (churn, 3),
+        (churn, 4),
     ]
     assert fired["any-model"].trigger_detail["count"] == 4
     assert orchestrator.tick() == []

@@ -336,6 +336,9 @@ def test_recorded_predictions_report_as_embedded(
     record(monitor, name, model, start)
     record(ml.monitor, twin, model, start)
     span = {"since": start - 1, "until": start + ROWS}
+    assert monitor.endpoints() == ml.monitor.endpoints()
+    assert {name, twin} <= set(monitor.endpoints(since=start - 1))
+    assert monitor.endpoints(since=start + 10**9) == ml.monitor.endpoints(since=start + 10**9)
 
     for options in (
         {"min_labels": 10, "by": "version"},

@@ -54,9 +54,12 @@ def ui_server(ui_ml: Any) -> Iterator[LiveServer]:
         live.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, through Playwright (no downloaded browser)."""
+    """Debian's chromium, headless, through Playwright (no downloaded browser).
+
+    Per module, not per session: Playwright's sync API keeps an event loop running in
+    this thread while it is started, and tests elsewhere call ``asyncio.run``."""
     if not Path(CHROMIUM).exists():
         pytest.fail(
             f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install chromium) "
@@ -74,10 +77,10 @@ def browser() -> Iterator[Any]:
             launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(browser: Any) -> Iterator[Any]:
-    """One context for the session, so its HTTP cache keeps plotly.js parsed (a fresh
-    context pays seconds for its 4.5 MB on the first chart); cookies are cleared per test."""
+    """One context per module, so its HTTP cache keeps plotly.js parsed (a fresh context
+    pays seconds for its 4.5 MB on the first chart); cookies are cleared per test."""
     context = browser.new_context(viewport={"width": 1360, "height": 900})
     try:
         yield context

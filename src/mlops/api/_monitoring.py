@@ -14,6 +14,7 @@ import math
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import BaseModel
 
 from mlops.api._deps import ML, Actor, require
 from mlops.api._monitoring_schemas import (
@@ -82,6 +83,19 @@ def _id(what: str, value: int) -> int:
 
 
 # -- performance and drift --------------------------------------------------------------
+
+
+class MonitoredEndpoints(BaseModel):
+    endpoints: list[str]
+
+
+@router.get(
+    "/monitoring/endpoints",
+    dependencies=RECORD,
+    summary="The endpoints to monitor: serving endpoints and those with predictions logged",
+)
+def monitored_endpoints(ml: ML, since: EpochQuery = None) -> MonitoredEndpoints:
+    return MonitoredEndpoints(endpoints=ml.monitor.endpoints(since=since))
 
 
 @router.get(

@@ -301,6 +301,11 @@ class RemoteModelMonitor(ModelMonitor):
 
     # -- reports -------------------------------------------------------------------------
 
+    def endpoints(self, *, since: int | None = None) -> list[str]:
+        params = {} if since is None else {"since": since}
+        answer = self._api.get("/monitoring/endpoints", params=params)
+        return [str(name) for name in answer["endpoints"]]
+
     def performance(
         self,
         endpoint: str,

@@ -106,7 +106,7 @@ def experiment_page(request: Request) -> Response:
     param_keys = sorted({key for run in runs for key in run.params})
     metric_keys = sorted({key for run in runs for key in run.metrics})
     x_param = query.get("x") or _default_param(runs, param_keys)
-    y_metric = query.get("y") or (metric_keys[0] if metric_keys else None)
+    y_metric = query.get("y") or _default_metric(runs, metric_keys)
     scatter = parcoords = None
     if x_param in param_keys and y_metric in metric_keys:
         scatter = scatter_figure(runs, x_param, y_metric)
@@ -159,11 +159,23 @@ def _experiment_id(request: Request) -> int:
 
 
 def _default_param(runs: Sequence[Run], keys: Sequence[str]) -> str | None:
-    """The first param whose values are all numbers (else the first param)."""
+    """The numeric param with the most distinct values across the runs (what the sweep
+    varied), else the first param."""
+    best, best_count = None, 1
     for key in keys:
-        if all(as_number(run.params[key]) is not None for run in runs if key in run.params):
-            return key
-    return keys[0] if keys else None
+        values = [run.params[key] for run in runs if key in run.params]
+        if values and all(as_number(value) is not None for value in values):
+            count = len(set(values))
+            if count > best_count:
+                best, best_count = key, count
+    return best or (keys[0] if keys else None)
+
+
+def _default_metric(runs: Sequence[Run], keys: Sequence[str]) -> str | None:
+    """The metric most runs have (ties: the first by name)."""
+    if not keys:
+        return None
+    return max(keys, key=lambda key: (sum(key in run.metrics for run in runs), -keys.index(key)))
 
 
 def _order_options(current: str, params: Sequence[str], metrics: Sequence[str]) -> list[str]:
