@@ -15,11 +15,12 @@ import json
 import math
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mlops._client import MLOps
 from mlops.errors import PermissionDenied
@@ -36,6 +37,7 @@ __all__ = [
     "format_number",
     "format_time",
     "overview",
+    "redirect_done",
     "render",
     "require",
     "templates",
@@ -129,6 +131,13 @@ def render(
     }
     html = templates().get_template(name).render(values)
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def redirect_done(request: Request, path: str, done: str) -> Response:
+    """After an action: back to the dashboard page ``path`` (relative to /ui), which
+    confirms ``done``; 303, so reloading it does not submit the form again."""
+    root = request.scope.get("root_path", "") or ""
+    return RedirectResponse(f"{root}{path}?done={quote(done)}", status_code=303)
 
 
 def error_page(request: Request, status_code: int, message: str) -> Response:

@@ -7,12 +7,12 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mlops.deployment import Deployment
 from mlops.errors import Conflict, NotFound
-from mlops.ui._common import connection, render, require
+from mlops.ui._common import connection, redirect_done, render, require
 from mlops.ui._deployments_views import (
     ab_result,
     actions_for,
@@ -159,8 +159,7 @@ async def act(request: Request) -> Response:
             status_code=409,
             title=f"Deployment {deployment.id}",
         )
-    root = request.scope.get("root_path", "") or ""
-    return RedirectResponse(f"{root}/deployments/{deployment.id}?done={action}", status_code=303)
+    return redirect_done(request, f"/deployments/{deployment.id}", action)
 
 
 routes: list[BaseRoute] = [

@@ -13,14 +13,14 @@ from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mlops._client import MLOps
 from mlops.errors import Conflict, InvalidInput, NotFound
 from mlops.models import MANIFEST_FILE, ModelManifest
 from mlops.registry import ApprovalRequest, ModelVersion, RegisteredModel, Stage, Transition
-from mlops.ui._common import connection, finite, render, require
+from mlops.ui._common import connection, finite, redirect_done, render, require
 from mlops.ui._models_lineage import lineage_graph
 from mlops.ui._session import check_csrf
 
@@ -281,7 +281,7 @@ async def promote(request: Request) -> Response:
     target = _model_path(name) + (
         f"/versions/{quote(selector, safe='')}" if back_to_version else ""
     )
-    return _redirect(request, target, done)
+    return redirect_done(request, target, done)
 
 
 async def rollback(request: Request) -> Response:
@@ -298,7 +298,7 @@ async def rollback(request: Request) -> Response:
         return await _refused(request, name, None, str(exc))
     # From a version page, land on the version that serves again.
     target = _model_path(name) + (f"/versions/{restored.number}" if back_to_version else "")
-    return _redirect(request, target, "rolled-back")
+    return redirect_done(request, target, "rolled-back")
 
 
 async def decide(request: Request) -> Response:
@@ -321,7 +321,7 @@ async def decide(request: Request) -> Response:
         await run_in_threadpool(decision, request_id, comment=comment, actor=actor)
     except Conflict as exc:
         return await _refused(request, name, None, str(exc))
-    return _redirect(request, _model_path(name), "approved" if approve else "rejected")
+    return redirect_done(request, _model_path(name), "approved" if approve else "rejected")
 
 
 async def set_alias(request: Request) -> Response:
@@ -335,7 +335,7 @@ async def set_alias(request: Request) -> Response:
     version = await run_in_threadpool(
         connection(request).registry.set_alias, name, alias, selector, actor=actor
     )
-    return _redirect(request, f"{_model_path(name)}/versions/{version.number}", "alias-set")
+    return redirect_done(request, f"{_model_path(name)}/versions/{version.number}", "alias-set")
 
 
 async def _refused(request: Request, name: str, selector: str | None, message: str) -> Response:
@@ -349,11 +349,6 @@ async def _refused(request: Request, name: str, selector: str | None, message: s
         page, title = "models/version.html", f"{name} {context['version'].semver}"
     context.update(error=message, done=None)
     return render(request, page, context, status_code=409, title=title)
-
-
-def _redirect(request: Request, path: str, done: str) -> Response:
-    root = request.scope.get("root_path", "") or ""
-    return RedirectResponse(f"{root}{path}?done={done}", status_code=303)
 
 
 routes: list[BaseRoute] = [

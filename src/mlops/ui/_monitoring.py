@@ -14,7 +14,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mlops._client import MLOps
@@ -22,7 +22,7 @@ from mlops.errors import InvalidInput, MLOpsError, NotFound
 from mlops.monitoring import PerformanceReport
 from mlops.monitoring.alerts import Alert, AlertState, Matcher
 from mlops.monitoring.drift import ColumnDrift, DriftReport
-from mlops.ui._common import connection, render, require
+from mlops.ui._common import connection, redirect_done, render, require
 from mlops.ui._monitoring_charts import (
     Bucket,
     histogram_figure,
@@ -274,7 +274,7 @@ async def create_silence(request: Request) -> Response:
     await run_in_threadpool(
         ml.monitor.alerts.silence, matchers, duration=duration, comment=comment, created_by=actor
     )
-    return _back(request, "silenced")
+    return redirect_done(request, "/alerts", "silenced")
 
 
 async def expire_silence(request: Request) -> Response:
@@ -284,12 +284,7 @@ async def expire_silence(request: Request) -> Response:
     silence_id: int = request.path_params["silence_id"]
     ml = connection(request)
     await run_in_threadpool(ml.monitor.alerts.expire_silence, silence_id, actor=actor)
-    return _back(request, "expired")
-
-
-def _back(request: Request, done: str) -> Response:
-    root = request.scope.get("root_path", "") or ""
-    return RedirectResponse(f"{root}/alerts?done={done}", status_code=303)
+    return redirect_done(request, "/alerts", "expired")
 
 
 routes: list[BaseRoute] = [

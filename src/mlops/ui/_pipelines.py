@@ -13,13 +13,13 @@ from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mlops._client import MLOps
 from mlops.errors import InvalidInput, NotFound
 from mlops.orchestration import CronSchedule, Execution, ExecutionState, RegisteredPipeline
-from mlops.ui._common import connection, render, require
+from mlops.ui._common import connection, redirect_done, render, require
 from mlops.ui._pipelines_steps import (
     execution_steps,
     history_figure,
@@ -171,9 +171,8 @@ async def cancel(request: Request) -> Response:
     await run_in_threadpool(
         ml.pipelines.cancel, execution_id, reason="cancelled from the dashboard", actor=actor
     )
-    root = request.scope.get("root_path", "") or ""
-    url = f"{root}/pipelines/{quote(name, safe='')}/executions/{execution_id}?done=cancelled"
-    return RedirectResponse(url, status_code=303)
+    path = f"/pipelines/{quote(name, safe='')}/executions/{execution_id}"
+    return redirect_done(request, path, "cancelled")
 
 
 def _execution_context(
@@ -209,8 +208,7 @@ def _execution_of(ml: MLOps, name: str, execution_id: int) -> Execution:
 
 
 def _back_to(request: Request, name: str, done: str) -> Response:
-    root = request.scope.get("root_path", "") or ""
-    return RedirectResponse(f"{root}/pipelines/{quote(name, safe='')}?done={done}", status_code=303)
+    return redirect_done(request, f"/pipelines/{quote(name, safe='')}", done)
 
 
 def _success_rate(executions: list[Execution]) -> float | None:
