@@ -319,7 +319,7 @@ def record(facade: Any, endpoint: str, model: Any, start: int) -> list[str]:
     assert recorded == ids[2:]
     truth = (data["tenure"] < 30).astype(int).to_numpy()
     facade.record_feedback(endpoint, ids[0], truth[0], ts=start)
-    facade.record_feedback_batch(endpoint, ids[1:50], truth[1:50])
+    assert facade.record_feedback_batch(endpoint, ids[1:50], truth[1:50]) == 49
     return ids
 
 

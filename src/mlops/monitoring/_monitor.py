@@ -93,9 +93,9 @@ class ModelMonitor:
         actuals: Sequence[Any],
         *,
         ts: int | None = None,
-    ) -> None:
-        """Store many actual outcomes in one transaction."""
-        _records.record_feedback_batch(self._store, endpoint, request_ids, actuals, ts=ts)
+    ) -> int:
+        """Store many actual outcomes in one transaction; return how many were stored."""
+        return _records.record_feedback_batch(self._store, endpoint, request_ids, actuals, ts=ts)
 
     # -- performance ---------------------------------------------------------------------
 

@@ -277,8 +277,9 @@ class RemoteModelMonitor(ModelMonitor):
         actuals: Sequence[Any],
         *,
         ts: int | None = None,
-    ) -> None:
-        """Store many actual outcomes (10,000 per HTTP request, one transaction each)."""
+    ) -> int:
+        """Store many actual outcomes (10,000 per HTTP request, one transaction each);
+        return how many were stored."""
         check_endpoint_name(endpoint)
         ids = records._sequence("request_ids", request_ids)
         values = records._sequence("actuals", actuals)
@@ -293,11 +294,13 @@ class RemoteModelMonitor(ModelMonitor):
         ]
         stamp = None if ts is None else records._ts(ts)
         path = f"/monitoring/endpoints/{path_part(endpoint)}/feedback"
+        recorded = 0
         for part in _chunks(len(items)):
             body: dict[str, Any] = {"feedback": items[part]}
             if stamp is not None:
                 body["ts"] = stamp
-            self._api.post(path, json=body)
+            recorded += int(self._api.post(path, json=body)["recorded"])
+        return recorded
 
     # -- reports -------------------------------------------------------------------------
 
