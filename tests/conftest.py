@@ -98,10 +98,33 @@ def s3_bucket_url(s3_server: str) -> str:
     return f"s3://{BUCKET}/{uuid.uuid4().hex}"
 
 
+#: Modules that take longest (subprocesses, browsers, several processes): collected first,
+#: so two xdist workers (``--dist loadfile`` hands out files in collection order) do not
+#: end with one of them running a long module alone.
+_LONG_FIRST = (
+    "tests/test_docs.py",
+    "tests/test_examples.py",
+    "tests/cli/test_demo.py",
+    "tests/contracts/test_concurrency.py",
+    "tests/api/test_fuzz.py",
+    "tests/ui/",
+    "tests/serving/test_rolling.py",
+    "tests/serving/test_predlog.py",
+    "tests/pipelines/training/",
+)
+
+
+def _long_first(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    return next((rank for rank, prefix in enumerate(_LONG_FIRST) if path.startswith(prefix)), 99)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Modules that set ``SQLITE_ONLY = True`` run on SQLite alone: their subject does not
     depend on the database (what does is covered on both by the contract suites); with
-    ``SQLITE_ONLY = "remote"`` only the cases whose parameters include "remote" do."""
+    ``SQLITE_ONLY = "remote"`` only the cases whose parameters include "remote" do. The
+    longest modules are moved to the front (see ``_LONG_FIRST``)."""
+    items.sort(key=_long_first)  # stable: the order within a module stays as written
     kept, dropped = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
