@@ -95,24 +95,29 @@ def test_rolling_rollout_across_two_worker_processes(
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        wait_for(lambda: _ready_workers(ml) == 2, timeout=20, what="two ready workers")
+        wait_for(lambda: _ready_workers(ml) == 2, timeout=90, what="two ready workers")
         with Traffic(f"http://127.0.0.1:{port}/v1/endpoints/churn/predict") as traffic:
-            wait_for(lambda: len(traffic.answers) >= 10, timeout=10, what="first answers")
+            wait_for(lambda: len(traffic.answers) >= 10, timeout=30, what="first answers")
             started = time.monotonic()
             deployment = ml.deployments.deploy(
                 "churn", "churn", 2, strategy=Rolling(batch_size=1, interval_seconds=0.5)
             )
             assert deployment.params["workers"] == 2
             assert deployment.steps == 2
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + 60
             while ml.deployments.status(deployment.id).state.active:
                 assert time.monotonic() < deadline, "the rolling rollout did not finish"
                 ml.deployments.advance()
                 time.sleep(0.05)
             finished = time.monotonic()
-            time.sleep(0.8)  # the workers pick up the final table
+
+            def switched() -> bool:  # both workers picked up the final table
+                recent = traffic.between(time.monotonic() - 1.0)
+                return len(recent) >= 10 and set(recent) == {2}
+
+            wait_for(switched, timeout=30, what="every worker serving version 2")
             settled = time.monotonic()
-            wait_for(lambda: len(traffic.between(settled)) >= 20, timeout=10, what="answers")
+            wait_for(lambda: len(traffic.between(settled)) >= 20, timeout=30, what="answers")
         assert traffic.failures() == []
         assert set(traffic.between(started, finished)) == {1, 2}
         assert set(traffic.between(settled)) == {2}
