@@ -254,7 +254,7 @@ def _free_port() -> int:
 
 
 def _wait_until_ready(process: subprocess.Popen[str], url: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             if httpx.get(f"{url}/health/ready").status_code == 200:

@@ -15,8 +15,8 @@ from orchestration.flows import Control
 
 def _wait_for(orchestrator: PipelineOrchestrator, name: str, state: str) -> list[Execution]:
     """Poll until an execution of ``name`` is in ``state`` (a real-time loop: no clock
-    to move); give up after 20 s."""
-    deadline = time.monotonic() + 20
+    to move); give up after 60 s (a liveness bound for a loaded machine, not a timing)."""
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         found = orchestrator.executions(name, state=state)
         if found:

@@ -102,7 +102,7 @@ def feedback_rows(ml: mlops.MLOps) -> list[Any]:
         return list(connection.execute(query).all())
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
     """Poll ``predicate`` until it returns something true; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
