@@ -83,6 +83,19 @@ def test_monitor_is_on_the_connection(ml: mlops.MLOps) -> None:
     assert ml.monitor.alerts.rules() == []
 
 
+def test_endpoints_are_the_served_ones_and_those_with_logged_predictions(
+    ml: mlops.MLOps,
+) -> None:
+    assert ml.monitor.endpoints() == []
+    ml.monitor.record_predictions("scored-elsewhere", [{"x": 1.0}], [1], ts=[1_000])
+    ml.monitor.record_predictions("recent", [{"x": 1.0}], [0], ts=[5_000])
+    model, number = _register(ml, "served")
+    ml.deployments.deploy("served", "served", number)
+    assert ml.monitor.endpoints() == ["recent", "scored-elsewhere", "served"]
+    # ``since`` narrows the logged ones; a serving endpoint is always listed.
+    assert ml.monitor.endpoints(since=2_000) == ["recent", "served"]
+
+
 def test_performance_takes_the_baseline_from_the_served_version(ml: mlops.MLOps) -> None:
     model, number = _register(ml)
     frame = _frame(400, seed=1)
