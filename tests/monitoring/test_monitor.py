@@ -89,7 +89,7 @@ def test_endpoints_are_the_served_ones_and_those_with_logged_predictions(
     assert ml.monitor.endpoints() == []
     ml.monitor.record_predictions("scored-elsewhere", [{"x": 1.0}], [1], ts=[1_000])
     ml.monitor.record_predictions("recent", [{"x": 1.0}], [0], ts=[5_000])
-    model, number = _register(ml, "served")
+    _model, number = _register(ml, "served")
     ml.deployments.deploy("served", "served", number)
     assert ml.monitor.endpoints() == ["recent", "scored-elsewhere", "served"]
     # ``since`` narrows the logged ones; a serving endpoint is always listed.
