@@ -5,17 +5,14 @@ facades on the server's connection return; roles the server refuses come back as
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
-import mlops
-from conftest import _truncate_postgres
+from api.conftest import unique
 from live_server import LiveServer
 from mlops.api import api_routes
 from mlops.errors import (
@@ -34,30 +31,6 @@ from mlops.remote._pipelines import RemotePipelines
 
 HELLO = "orchestration.flows:hello"  # extract -> total, param rows=3
 DAY_MS = 86_400_000
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def ml(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """The server's connection, per backend (the module's tests use unique names)."""
-    folder: Path = tmp_path_factory.mktemp("remote-governance")
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'mlops.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server_url")
-        _truncate_postgres(url)
-    connection = mlops.connect(
-        url, artifacts=str(folder / "artifacts"), home=str(folder / "home"), upgrade_schema=True
-    )
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 @pytest.fixture(scope="module")

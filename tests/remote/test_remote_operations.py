@@ -7,16 +7,13 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from starlette.applications import Starlette
 
-import mlops
 from api.conftest import unique
-from conftest import _truncate_postgres
 from live_server import LiveServer
 from mlops.api import api_routes
 from mlops.deployment import (
@@ -38,25 +35,6 @@ pd = pytest.importorskip("pandas")
 pytest.importorskip("sklearn")
 
 ROWS = 60
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def ml(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    folder: Path = tmp_path_factory.mktemp("remote-ops")
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'mlops.db'}"
-    else:
-        url = request.getfixturevalue("postgres_server_url")
-        _truncate_postgres(url)
-    connection = mlops.connect(
-        url, artifacts=str(folder / "artifacts"), home=str(folder / "home"), upgrade_schema=True
-    )
-    try:
-        yield connection
-    finally:
-        connection.close()
 
 
 @pytest.fixture(scope="module")

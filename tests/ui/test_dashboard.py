@@ -78,6 +78,9 @@ def test_assets_come_from_the_server_not_a_cdn(page: Any, ui_server: Any) -> Non
         assert "javascript" in plotly.headers["content-type"]
         assert client.get("/ui/static/mlops.css").status_code == 200
         assert client.get("/ui/static/nothing.js").status_code == 404
+        for entry in ("/", "/ui"):
+            moved = client.get(entry)
+            assert (moved.status_code, moved.headers["location"]) == (307, "/ui/")
 
 
 def test_sign_in_with_a_token_then_out(page: Any, strict: LiveServer, ui_ml: Any) -> None:

@@ -84,8 +84,8 @@ def create_ui(ml: MLOps, *, auth: AuthPolicy) -> Starlette:
 
 
 def ui_routes(ml: MLOps, *, auth: AuthPolicy) -> list[BaseRoute]:
-    """``/ui`` (the dashboard, or a page saying which extra to install) and ``/`` sending
-    browsers there."""
+    """``/ui`` (the dashboard, or a page saying which extra to install), with ``/`` and
+    ``/ui`` sending browsers to ``/ui/``."""
 
     async def home(request: Request) -> Response:
         return RedirectResponse(f"{UI_PREFIX}/", status_code=307)
@@ -97,12 +97,9 @@ def ui_routes(ml: MLOps, *, auth: AuthPolicy) -> list[BaseRoute]:
         async def dashboard(scope: Any, receive: Any, send: Any) -> None:
             await PlainTextResponse(_INSTALL_HINT, status_code=503)(scope, receive, send)
 
-    async def bare(request: Request) -> Response:
-        return RedirectResponse(f"{UI_PREFIX}/", status_code=307)
-
     return [
         Route("/", home, methods=["GET"]),
-        Route(UI_PREFIX, bare, methods=["GET"]),
+        Route(UI_PREFIX, home, methods=["GET"]),
         Mount(UI_PREFIX, dashboard),
     ]
 
